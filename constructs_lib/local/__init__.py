@@ -1,0 +1,1 @@
+"""Local mode: the whole asynchronous path on one machine, against a local AWS emulator."""

@@ -1,0 +1,29 @@
+"""Session-wide fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from constructs_lib.local.emulator import FAKE_CREDENTIALS, Emulator
+
+# Never let a test reach a real AWS account, whatever the developer's shell holds.
+for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(FAKE_CREDENTIALS)
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
+os.environ.setdefault("AWS_REGION", "us-west-2")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """moto's server on a free loopback port for the whole test session."""
+    emu = Emulator().start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
