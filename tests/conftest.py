@@ -15,8 +15,6 @@ for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
 os.environ.update(FAKE_CREDENTIALS)
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
 os.environ.setdefault("AWS_REGION", "us-west-2")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 @pytest.fixture(scope="session")

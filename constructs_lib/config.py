@@ -1,0 +1,481 @@
+"""The configuration file: one YAML document, parsed into typed, frozen objects.
+
+Where it comes from (:func:`config_path`): ``SD_CONFIG`` if set, else ``config.yaml`` if
+present, else the committed ``config.example.yaml``.
+
+Unknown keys are rejected, and every problem is reported at once with its path in the file::
+
+    runtimes[1].type: must be one of sdwebui, comfyui (got "sdweb")
+
+``make schema`` exports the JSON Schema (``config.schema.json``) for editors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO_ROOT / "config.example.yaml"
+CONFIG_ENV = "SD_CONFIG"
+
+RUNTIME_TYPES = ("sdwebui", "comfyui")
+TASKTYPES: dict[str, tuple[str, ...]] = {
+    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image", "extra-batch-images"),
+    "comfyui": ("pipeline",),
+}
+
+# Longest physical name we derive from `name` is "<name>-<runtime>-dlq" for SQS (80 chars),
+# "<name>-<runtime>-..." for IAM roles (64 chars). Limits below keep every derived name legal.
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+RUNTIME_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+DURATION_RE = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+
+
+class ConfigError(ValueError):
+    """Every problem found in a configuration file, each with its path in the file."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the configuration:\n{lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _duration_seconds(value: str) -> int:
+    match = DURATION_RE.match(value)
+    if not value or not match:
+        raise ValueError(f'must be a duration like "30s", "10m" or "1h30m" (got "{value}")')
+    total = 0
+    for part, factor in zip(match.groups(), (3600, 60, 1), strict=True):
+        if part:
+            total += int(part[:-1]) * factor
+    return total
+
+
+Duration = Annotated[str, Field(pattern=DURATION_RE.pattern, min_length=2)]
+
+
+class LocalState(_Model):
+    backend: Literal["local"] = "local"
+    path: str = Field(
+        "terraform.tfstate",
+        description="State file path, relative to the stack directory "
+        "(cdktf.out/stacks/<stack>).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError(f'must be a relative path inside the stack directory (got "{value}")')
+        return value
+
+
+class S3State(_Model):
+    backend: Literal["s3"]
+    bucket: str
+    key: str = "sd-async/terraform.tfstate"
+    region: str | None = Field(None, description="Defaults to the top-level region.")
+    use_lockfile: bool = Field(True, description="S3 native state locking (Terraform >= 1.10).")
+
+
+class ApiConfig(_Model):
+    stage_name: str = Field("prod", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    rate_limit_per_second: float = Field(30, gt=0, description="Per API key steady rate.")
+    burst_limit: int = Field(50, gt=0, description="Per API key burst.")
+    quota_per_day: int | None = Field(None, gt=0, description="Optional per-key daily quota.")
+    log_retention_days: int = 30
+
+
+class QueueConfig(_Model):
+    visibility_timeout_seconds: int = Field(
+        300, ge=30, le=43200,
+        description="SQS visibility timeout; the agent extends it while a task runs.",
+    )
+    max_receive_count: int = Field(
+        3, ge=1, le=1000, description="Receives before a message moves to the DLQ."
+    )
+    message_retention_seconds: int = Field(345600, ge=60, le=1209600)
+    dlq_message_retention_seconds: int = Field(1209600, ge=60, le=1209600)
+    oldest_message_alarm_seconds: int = Field(
+        900, ge=60, description="Alarm when a queue's oldest message is older than this."
+    )
+
+
+class OutputConfig(_Model):
+    expire_after_days: int = Field(30, ge=1, description="Output objects expire after N days.")
+    task_ttl_days: int = Field(30, ge=1, description="Task records expire after N days.")
+    force_destroy: bool = Field(
+        False, description="Let `make destroy` delete a bucket that still holds outputs."
+    )
+
+
+class LambdaConfig(_Model):
+    reserved_concurrency: int = Field(20, ge=1)
+    log_retention_days: int = 30
+    memory_mb: int = Field(256, ge=128, le=10240)
+
+
+class AlarmConfig(_Model):
+    topic_arn: str | None = Field(None, description="SNS topic for alarm actions (optional).")
+
+    @field_validator("topic_arn")
+    @classmethod
+    def _arn(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$", value):
+            raise ValueError(f'must be an SNS topic ARN (got "{value}")')
+        return value
+
+
+class NewVpc(_Model):
+    cidr: str = "10.0.0.0/16"
+    az_count: int = Field(3, ge=2, le=6)
+    nat_gateways: Literal["one_per_az", "single"] = "one_per_az"
+    interface_endpoints: bool = Field(
+        True, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs endpoints."
+    )
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.ip_network(value)
+        except ValueError:
+            raise ValueError(f'must be an IPv4 CIDR block (got "{value}")') from None
+        if net.version != 4 or not 16 <= net.prefixlen <= 20:
+            raise ValueError(f"must be an IPv4 block from /16 to /20 (got {value})")
+        return value
+
+
+class ExistingVpc(_Model):
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        min_length=2
+    )
+    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+
+
+class SystemNodeGroup(_Model):
+    instance_type: str = "m7i.large"
+    desired_size: int = Field(2, ge=1, le=10)
+
+
+class ClusterConfig(_Model):
+    kubernetes_version: str = Field("1.35", pattern=r"^1\.\d{2}$")
+    vpc: NewVpc | None = None
+    existing_vpc: ExistingVpc | None = None
+    endpoint_public_access_cidrs: list[str] = Field(
+        [], description="CIDRs allowed to reach the public API endpoint; empty = private only."
+    )
+    admin_role_arns: list[str] = []
+    system_node_group: SystemNodeGroup = SystemNodeGroup()
+    log_retention_days: int = 30
+    addons: dict[str, str] = Field(
+        default_factory=lambda: {
+            "vpc-cni": "v1.20.4-eksbuild.2",
+            "coredns": "v1.12.4-eksbuild.1",
+            "kube-proxy": "v1.35.0-eksbuild.2",
+            "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
+            "aws-mountpoint-s3-csi-driver": "v2.1.0-eksbuild.1",
+        },
+        description="Managed add-on versions, pinned (`aws eks describe-addon-versions`).",
+    )
+    cloudwatch_observability_version: str | None = Field(
+        None, description="Pin to install amazon-cloudwatch-observability."
+    )
+
+    @field_validator("endpoint_public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ValueError(f'"{cidr}" is not a CIDR block') from None
+            if net.prefixlen == 0:
+                raise ValueError(f"{cidr} opens the API endpoint to the whole internet")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn):
+                raise ValueError(f'"{arn}" is not an IAM role ARN')
+        return value
+
+    @field_validator("addons")
+    @classmethod
+    def _addons(cls, value: dict[str, str]) -> dict[str, str]:
+        required = {
+            "vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent",
+            "aws-mountpoint-s3-csi-driver",
+        }
+        missing = sorted(required - value.keys())
+        if missing:
+            raise ValueError(f"missing pinned versions for: {', '.join(missing)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_vpc(self) -> ClusterConfig:
+        if self.vpc is not None and self.existing_vpc is not None:
+            raise ValueError("set either vpc (a new VPC) or existing_vpc, not both")
+        return self
+
+
+class GpuPoolConfig(_Model):
+    instance_families: list[str] = Field(["g6", "g6e", "g5"], min_length=1)
+    gpu_limit: int = Field(8, ge=1, description="nvidia.com/gpu limit over all GPU nodes.")
+    spot: bool = Field(True, description="A spot pool (higher weight) before on-demand.")
+    on_demand_fallback: bool = True
+    bottlerocket_alias: str = Field(
+        "bottlerocket@v1.50.0",
+        description='Pinned EC2NodeClass AMI alias; "bottlerocket@latest" drifts every node '
+        "on each release.",
+    )
+    node_volume_gib: int = Field(200, ge=50, le=16384)
+    image_cache_snapshot_id: str | None = Field(
+        None, pattern=r"^snap-[0-9a-f]{8,17}$",
+        description="EBS snapshot with pre-pulled images for the data volume.",
+    )
+    volume_initialization_rate_mibps: int | None = Field(None, ge=100, le=300)
+    instance_store_raid0: bool = Field(
+        False, description="RAID0 instance store with SOCI parallel pull (no snapshot)."
+    )
+    consolidate_after: Duration = "5m"
+    expire_after: Duration = "720h"
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        for family in value:
+            if not re.match(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*$", family):
+                raise ValueError(f'"{family}" is not an EC2 instance family like g6 or g6e')
+        return value
+
+    @model_validator(mode="after")
+    def _storage(self) -> GpuPoolConfig:
+        if self.image_cache_snapshot_id and self.instance_store_raid0:
+            raise ValueError(
+                "image_cache_snapshot_id and instance_store_raid0 cannot be combined: "
+                "the snapshot goes on the EBS data volume, RAID0 replaces it"
+            )
+        if self.volume_initialization_rate_mibps and not self.image_cache_snapshot_id:
+            raise ValueError("volume_initialization_rate_mibps needs image_cache_snapshot_id")
+        if not (self.spot or self.on_demand_fallback):
+            raise ValueError("enable spot, on_demand_fallback or both")
+        return self
+
+
+class KarpenterConfig(_Model):
+    chart_version: str = Field("1.9.0", pattern=r"^\d+\.\d+\.\d+$")
+    gpu: GpuPoolConfig = GpuPoolConfig()
+
+
+class KedaConfig(_Model):
+    chart_version: str = Field("2.20.2", pattern=r"^2\.20\.\d+$")
+    polling_interval_seconds: int = Field(5, ge=1, le=300)
+
+
+class ModelBucketConfig(_Model):
+    existing_bucket: str | None = Field(
+        None, description="Read models from this bucket; when unset the stack creates one."
+    )
+
+
+class RuntimeConfig(_Model):
+    name: str = Field(description="Runtime name, as clients send in metadata.runtime.")
+    type: Literal["sdwebui", "comfyui"]
+    models: list[str] = Field(
+        [], description="Checkpoints this runtime serves (sdwebui: routes v1alpha1 bodies)."
+    )
+    dynamic_model: bool = Field(False, description="A request may pick its checkpoint.")
+    model_prefix: str | None = Field(
+        None, description="Prefix in the model bucket; defaults to the runtime name."
+    )
+    image: str | None = Field(None, description="Runtime container image override.")
+    agent_image: str | None = Field(None, description="Queue agent image override.")
+    seconds_per_image: float = Field(5.0, gt=0)
+    target_wait_seconds: float = Field(60.0, gt=0)
+    messages_per_replica: int | None = Field(
+        None, ge=1, description="Override floor(target_wait_seconds / seconds_per_image)."
+    )
+    max_replicas: int = Field(4, ge=1)
+    task_timeout_seconds: int = Field(600, ge=30)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not RUNTIME_NAME_RE.match(value):
+            raise ValueError(
+                "must be 2-20 characters of lowercase letters, digits and '-', starting with "
+                f'a letter (got "{value}")'
+            )
+        return value
+
+
+class Config(_Model):
+    """The whole configuration file."""
+
+    name: str = Field("sdaas", description="Prefix of every physical name.")
+    region: str = Field("us-west-2", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    tags: dict[str, str] = {}
+    state: LocalState | S3State = Field(default_factory=LocalState, discriminator="backend")
+    api: ApiConfig = ApiConfig()
+    queue: QueueConfig = QueueConfig()
+    outputs: OutputConfig = OutputConfig()
+    lambdas: LambdaConfig = Field(LambdaConfig(), alias="lambda")
+    alarms: AlarmConfig = AlarmConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    karpenter: KarpenterConfig = KarpenterConfig()
+    keda: KedaConfig = KedaConfig()
+    model_bucket: ModelBucketConfig = ModelBucketConfig()
+    runtimes: list[RuntimeConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                "must be 2-20 characters of lowercase letters, digits and '-', starting with "
+                f'a letter (got "{value}")'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _runtimes(self) -> Config:
+        seen: set[str] = set()
+        for runtime in self.runtimes:
+            if runtime.name in seen:
+                raise ValueError(f'runtime name "{runtime.name}" is used twice')
+            seen.add(runtime.name)
+        return self
+
+    def runtime(self, name: str) -> RuntimeConfig:
+        for runtime in self.runtimes:
+            if runtime.name == name:
+                return runtime
+        raise KeyError(name)
+
+
+# --- errors in the user's words -------------------------------------------------------
+
+
+def _path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("LocalState", "S3State", "local", "s3"):
+            continue  # union branch tags, not keys of the file
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    got = error.get("input")
+    if kind == "literal_error":
+        expected = error["ctx"]["expected"].replace("'", "")
+        expected = expected.replace(" or ", ", ")
+        return f'must be one of {expected} (got "{got}")'
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind == "string_pattern_mismatch":
+        return f'does not match {error["ctx"]["pattern"]} (got "{got}")'
+    if kind == "union_tag_invalid":
+        return f'backend must be one of local, s3 (got "{error["ctx"].get("tag")}")'
+    text = error["msg"]
+    return f"{text[0].lower()}{text[1:]} (got {json.dumps(got, default=str)})"
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    """Validate a parsed YAML document; raise :class:`ConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): must be a mapping of keys to values"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        raise ConfigError(source, problems) from None
+
+
+def config_path(cwd: Path | None = None) -> Path:
+    """``SD_CONFIG``, else ``config.yaml`` in the repository, else the example."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    root = cwd or REPO_ROOT
+    local = root / "config.yaml"
+    return local if local.exists() else EXAMPLE_CONFIG
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate the configuration file."""
+    file = Path(path) if path is not None else config_path()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(file), [f"not valid YAML: {exc}"]) from None
+    return parse_config(data, str(file))
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the configuration file, for editors."""
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sd-async-eks configuration"
+    return schema
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a Karpenter-style duration (``"1h30m"``)."""
+    return _duration_seconds(value)
+
+
+def main() -> int:
+    """``python -m constructs_lib.config [--schema]``: check or export the schema."""
+    import sys  # noqa: PLC0415
+
+    if "--schema" in sys.argv[1:]:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+        return 0
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{config_path()}: OK ({len(cfg.runtimes)} runtimes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Lambda configuration from environment variables (the contract is in docs/contracts.md).
+
+Read on every invocation: it is a handful of dictionary look-ups, and it keeps the handlers
+free of import-time state. A bad configuration raises :class:`ConfigError` listing every
+problem; the handlers turn it into a 500 ``configuration_error`` and log the problems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+RUNTIME_TYPES = ("sdwebui", "comfyui")
+
+DEFAULT_TASK_TTL_DAYS = 30
+DEFAULT_SNS_MAX_BYTES = 262_144
+SNS_HARD_LIMIT_BYTES = 262_144  # SNS rejects larger messages (message + attributes)
+DEFAULT_MAX_BODY_BYTES = 10_485_760  # the API Gateway REST payload limit
+DEFAULT_PRESIGN_EXPIRES_SECONDS = 3_600
+PRESIGN_MAX_SECONDS = 604_800  # the SigV4 maximum (7 days)
+
+
+class ConfigError(Exception):
+    """The Lambda's environment is missing or has invalid settings."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """One configured inference runtime, as the ingest Lambda needs to know it."""
+
+    name: str
+    type: str
+    models: tuple[str, ...] = ()
+    dynamic_model: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestConfig:
+    table: str
+    bucket: str
+    topic_arn: str
+    runtimes: Mapping[str, Runtime]
+    task_ttl_days: int
+    sns_max_bytes: int
+    max_body_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusConfig:
+    table: str
+    bucket: str
+    presign_expires_seconds: int
+
+
+def _required(env: Mapping[str, str], name: str, problems: list[str]) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        problems.append(f"{name} is not set")
+    return value
+
+
+def _integer(
+    env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]
+) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be an integer (got {raw!r})")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{name} must be between {low} and {high} (got {value})")
+    return value
+
+
+def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
+    """Parse ``RUNTIMES``: ``{"<name>": {"type", "models", "dynamic_model"}}``."""
+    if not raw.strip():
+        problems.append("RUNTIMES is not set")
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        problems.append(f"RUNTIMES is not valid JSON ({exc})")
+        return {}
+    if not isinstance(document, dict) or not document:
+        problems.append("RUNTIMES must be a non-empty JSON object of runtime name -> settings")
+        return {}
+    runtimes: dict[str, Runtime] = {}
+    for name, spec in document.items():
+        where = f"RUNTIMES[{name!r}]"
+        if not name:
+            problems.append("RUNTIMES has an empty runtime name")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        kind = spec.get("type")
+        if kind not in RUNTIME_TYPES:
+            problems.append(f"{where}.type must be one of {', '.join(RUNTIME_TYPES)} (got {kind!r})")
+            continue
+        models = spec.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            problems.append(f"{where}.models must be a list of strings")
+            continue
+        dynamic = spec.get("dynamic_model", False)
+        if not isinstance(dynamic, bool):
+            problems.append(f"{where}.dynamic_model must be true or false")
+            continue
+        runtimes[name] = Runtime(name=name, type=kind, models=tuple(models), dynamic_model=dynamic)
+    return runtimes
+
+
+def ingest_config(env: Mapping[str, str] | None = None) -> IngestConfig:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    config = IngestConfig(
+        table=_required(env, "TASK_TABLE", problems),
+        bucket=_required(env, "OUTPUT_BUCKET", problems),
+        topic_arn=_required(env, "INPUT_TOPIC_ARN", problems),
+        runtimes=parse_runtimes(env.get("RUNTIMES", ""), problems),
+        task_ttl_days=_integer(env, "TASK_TTL_DAYS", DEFAULT_TASK_TTL_DAYS, 1, 3650, problems),
+        sns_max_bytes=_integer(
+            env, "SNS_MAX_BYTES", DEFAULT_SNS_MAX_BYTES, 1024, SNS_HARD_LIMIT_BYTES, problems
+        ),
+        max_body_bytes=_integer(
+            env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, DEFAULT_MAX_BODY_BYTES, problems
+        ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def status_config(env: Mapping[str, str] | None = None) -> StatusConfig:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    config = StatusConfig(
+        table=_required(env, "TASK_TABLE", problems),
+        bucket=_required(env, "OUTPUT_BUCKET", problems),
+        presign_expires_seconds=_integer(
+            env,
+            "PRESIGN_EXPIRES_SECONDS",
+            DEFAULT_PRESIGN_EXPIRES_SECONDS,
+            1,
+            PRESIGN_MAX_SECONDS,
+            problems,
+        ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
