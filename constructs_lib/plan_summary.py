@@ -102,6 +102,10 @@ _REASONS: Mapping[str, str] = {
     "read_because_check_nested": "it is used in a `check` block",
 }
 _TABLE_KINDS = (CREATE, UPDATE, REPLACE, DELETE, READ, NO_OP)
+_COLUMN_TITLES = {
+    CREATE: "Create", UPDATE: "Update", REPLACE: "Replace", DELETE: "Delete", READ: "Read",
+    NO_OP: "No-op", FORGET: "Forget", "other": "Other",
+}
 _MAX_PROBLEMS = 20
 _INSTANCE_KEY = re.compile(r'\[(?:"(?:[^"\\]|\\.)*"|\d+)\]')
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -156,7 +160,7 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Warning:
+class StatefulWarning:
     change: ResourceChange
     why: str
 
@@ -458,7 +462,7 @@ def find_warnings(
     plan: Plan,
     warn_types: Mapping[str, str] = DEFAULT_WARN_TYPES,
     node_role_pattern: str = DEFAULT_NODE_ROLE_PATTERN,
-) -> list[Warning]:
+) -> list[StatefulWarning]:
     """Replacements and deletions of stateful or expensive resources, sorted by address."""
     node_name = re.compile(node_role_pattern, re.IGNORECASE)
     usages = node_role_usages(plan)
@@ -474,7 +478,7 @@ def find_warnings(
         if why is None and change.type == "aws_iam_role":
             why = _node_role_reason(change, usages, node_name)
         if why is not None:
-            warnings.append(Warning(change, why))
+            warnings.append(StatefulWarning(change, why))
     return sorted(warnings, key=lambda w: (w.change.address, w.change.deposed or ""))
 
 
@@ -612,8 +616,11 @@ def render(
             "are deferred): another plan is needed after this one is applied.",
             "",
         ]
-    if not changing and not moves and not imports and not outputs:
+    nothing = not changing and not moves and not imports and not outputs
+    if nothing:
         lines += ["No changes.", ""]
+        if total[NO_OP]:
+            lines += [f"{_plural(total[NO_OP], 'resource')} unchanged.", ""]
     else:
         add = total[CREATE] + total[REPLACE]
         destroy = total[DELETE] + total[REPLACE]
@@ -621,12 +628,14 @@ def render(
             f"**Plan:** {total[CREATE]} to create, {total[UPDATE]} to update, "
             f"{total[REPLACE]} to replace, {total[DELETE]} to delete "
             f"(Terraform's count: {add} to add, {total[UPDATE]} to change, "
-            f"{destroy} to destroy). "
+            f"{destroy} to destroy"
+            + (f", {total[FORGET]} to forget" if total[FORGET] else "")
+            + "). "
             f"{_plural(total[READ], 'data source')} to read during apply, "
             f"{total[NO_OP]} unchanged.",
             "",
         ]
-    if changes:
+    if not nothing:
         lines += _type_table(changes, total)
     if warnings:
         lines += [
@@ -712,7 +721,8 @@ def render(
 
 def _type_table(changes: Sequence[ResourceChange], total: Counter[str]) -> list[str]:
     table = counts_by_type(changes)
-    header = ["Resource type", "Create", "Update", "Replace", "Delete", "Read", "No-op"]
+    kinds = [*_TABLE_KINDS, *(k for k in (FORGET, "other") if total[k])]
+    header = ["Resource type", *(_COLUMN_TITLES[k] for k in kinds)]
     lines = [
         "| " + " | ".join(header) + " |",
         "|---|" + "---:|" * (len(header) - 1),
@@ -723,9 +733,9 @@ def _type_table(changes: Sequence[ResourceChange], total: Counter[str]) -> list[
     }
     for label, counts in sorted(rows.items()):
         lines.append(
-            f"| {code(label)} | " + " | ".join(str(counts[k]) for k in _TABLE_KINDS) + " |"
+            f"| {code(label)} | " + " | ".join(str(counts[k]) for k in kinds) + " |"
         )
-    lines.append("| **Total** | " + " | ".join(f"**{total[k]}**" for k in _TABLE_KINDS) + " |")
+    lines.append("| **Total** | " + " | ".join(f"**{total[k]}**" for k in kinds) + " |")
     lines.append("")
     return lines
 
