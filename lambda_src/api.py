@@ -112,7 +112,9 @@ def read_body(event: dict[str, Any], max_bytes: int) -> bytes:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise ApiError(400, "invalid_json", "the base64-encoded body is not valid base64") from None
+            raise ApiError(
+                400, "invalid_json", "the base64-encoded body is not valid base64"
+            ) from None
     else:
         if len(body) > max_bytes:  # every character is at least one byte
             raise _too_large(max_bytes)
@@ -241,7 +243,7 @@ def run(name: str, handle: Handler, event: Any, context: Any) -> dict[str, Any]:
         )
         fields.update(outcome="configuration_error", config_problems=err.problems)
         level = "ERROR"
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: always answer JSON
+    except Exception as exc:
         result = error_response(ApiError(500, "internal_error", "an internal error occurred"))
         # The exception type and code locations only: messages may quote request data.
         frames = [

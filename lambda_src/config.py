@@ -105,7 +105,9 @@ def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
             continue
         kind = spec.get("type")
         if kind not in RUNTIME_TYPES:
-            problems.append(f"{where}.type must be one of {', '.join(RUNTIME_TYPES)} (got {kind!r})")
+            problems.append(
+                f"{where}.type must be one of {', '.join(RUNTIME_TYPES)} (got {kind!r})"
+            )
             continue
         models = spec.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models):

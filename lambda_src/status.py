@@ -1,0 +1,107 @@
+"""Status Lambda: ``GET /v1alpha2/tasks/{id}``.
+
+Handler string: ``lambda_src.status.handler``. Reads the task record (strongly consistent)
+and answers with its status, output images and presigned GET URLs for the images that are
+in the output bucket. Unknown and expired ids are 404.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from lambda_src import api, aws, config, tasks, validation
+from lambda_src.api import ApiError
+from lambda_src.aws import DependencyError
+
+RESOURCE = "/v1alpha2/tasks/{id}"
+_PATH = re.compile(r"/v1alpha2/tasks/([^/]*)")
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    return api.run("status", _handle, event, context)
+
+
+def _task_id(event: dict[str, Any]) -> Any:
+    """The ``{id}`` path parameter; from the path itself behind a greedy proxy resource."""
+    if api.route(event) == RESOURCE:
+        return api.path_parameter(event, "id")
+    path = event.get("path")
+    match = _PATH.fullmatch(path.rstrip("/")) if isinstance(path, str) else None
+    if match is None:
+        raise ApiError(404, "not_found", "no such resource; GET /v1alpha2/tasks/{id}")
+    return unquote(match.group(1))
+
+
+def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    raw_id = _task_id(event)
+    fields["route"] = RESOURCE
+    if api.method(event) != "GET":
+        raise ApiError(
+            405, "method_not_allowed", f"{RESOURCE} accepts GET", headers={"Allow": "GET"}
+        )
+    problems = validation.Problems()
+    task_id = validation.check_id(raw_id, "id", problems)
+    problems.raise_if_any()
+    assert task_id is not None
+    fields["id"] = task_id
+    cfg = config.status_config()
+    try:
+        record = tasks.get(cfg.table, task_id)
+    except DependencyError as exc:
+        fields.update(dependency=f"{exc.service}:{exc.operation}", dependency_error=exc.code)
+        raise api.dependency_error(exc, "task_table_failed", "the task table") from exc
+    if record is None or tasks.is_expired(record, datetime.now(UTC)):
+        fields["outcome"] = "not_found"
+        raise ApiError(404, "not_found", f"no task with id '{task_id}'")
+    view = status_view(record, cfg)
+    fields.update(runtime=view["runtime"], outcome=view["status"], images=len(view["images"]))
+    return api.response(200, view)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    """``s3://bucket/key`` -> ``(bucket, key)``; ``None`` for anything else."""
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def status_view(record: dict[str, Any], cfg: config.StatusConfig) -> dict[str, Any]:
+    images = [uri for uri in record.get("images") or [] if isinstance(uri, str)]
+    image_urls = []
+    for uri in images:
+        location = split_s3_uri(uri)
+        if location is None or location[0] != cfg.bucket:
+            continue  # only our own bucket: never sign URLs for objects we do not own
+        try:
+            url = aws.call(
+                "s3",
+                "PresignGetObject",
+                aws.client("s3").generate_presigned_url,
+                ClientMethod="get_object",
+                Params={"Bucket": location[0], "Key": location[1]},
+                ExpiresIn=cfg.presign_expires_seconds,
+            )
+        except DependencyError as exc:
+            raise api.dependency_error(exc, "presign_failed", "signing image URLs") from exc
+        image_urls.append(url)
+    error = record.get("error")
+    timings = record.get("timings")
+    attempts = record.get("attempts")
+    return {
+        "id": record["id"],
+        "runtime": record.get("runtime"),
+        "tasktype": record.get("tasktype"),
+        "status": record.get("status"),
+        "attempts": attempts if type(attempts) is int and attempts >= 0 else 0,
+        "created_at": record.get("created_at"),
+        "updated_at": record.get("updated_at"),
+        "output_location": record.get("output_location"),
+        "images": images,
+        "image_urls": image_urls,
+        "error": error if isinstance(error, dict) else None,
+        "timings": timings if isinstance(timings, dict) else {},
+    }
