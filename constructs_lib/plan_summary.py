@@ -70,7 +70,13 @@ NODE_ROLE_REASON = (
 NODE_ACCESS_ENTRY_TYPES = frozenset({"EC2", "EC2_LINUX", "EC2_WINDOWS", "HYBRID_LINUX"})
 
 CREATE, UPDATE, REPLACE, DELETE, READ, NO_OP, FORGET = (
-    "create", "update", "replace", "delete", "read", "no-op", "forget"
+    "create",
+    "update",
+    "replace",
+    "delete",
+    "read",
+    "no-op",
+    "forget",
 )
 _KINDS: Mapping[tuple[str, ...], str] = {
     ("create",): CREATE,
@@ -103,8 +109,14 @@ _REASONS: Mapping[str, str] = {
 }
 _TABLE_KINDS = (CREATE, UPDATE, REPLACE, DELETE, READ, NO_OP)
 _COLUMN_TITLES = {
-    CREATE: "Create", UPDATE: "Update", REPLACE: "Replace", DELETE: "Delete", READ: "Read",
-    NO_OP: "No-op", FORGET: "Forget", "other": "Other",
+    CREATE: "Create",
+    UPDATE: "Update",
+    REPLACE: "Replace",
+    DELETE: "Delete",
+    READ: "Read",
+    NO_OP: "No-op",
+    FORGET: "Forget",
+    "other": "Other",
 }
 _MAX_PROBLEMS = 20
 _INSTANCE_KEY = re.compile(r'\[(?:"(?:[^"\\]|\\.)*"|\d+)\]')
@@ -210,18 +222,13 @@ def parse_plan(doc: Any, source: str) -> Plan:
     """Validate a decoded ``terraform show -json`` plan; every problem found is reported."""
     if not isinstance(doc, dict):
         raise PlanError(
-            f"{source}: expected a JSON object from `terraform show -json`, "
-            f"got {_json_type(doc)}"
+            f"{source}: expected a JSON object from `terraform show -json`, got {_json_type(doc)}"
         )
     version = doc.get("format_version")
     if not isinstance(version, str):
-        raise PlanError(
-            f"{source}: no format_version: not the output of `terraform show -json`"
-        )
+        raise PlanError(f"{source}: no format_version: not the output of `terraform show -json`")
     if version.split(".", 1)[0] != "1":
-        raise PlanError(
-            f"{source}: unsupported format_version {version!r}; this tool reads 1.x"
-        )
+        raise PlanError(f"{source}: unsupported format_version {version!r}; this tool reads 1.x")
     if "resource_changes" not in doc and "planned_values" not in doc:
         if "values" in doc:
             raise PlanError(
@@ -471,8 +478,11 @@ def find_warnings(
         if change.mode != "managed" or change.kind not in (REPLACE, DELETE):
             continue
         why = next(
-            (reason for pattern, reason in sorted(warn_types.items())
-             if fnmatch.fnmatchcase(change.type, pattern)),
+            (
+                reason
+                for pattern, reason in sorted(warn_types.items())
+                if fnmatch.fnmatchcase(change.type, pattern)
+            ),
             None,
         )
         if why is None and change.type == "aws_iam_role":
@@ -549,9 +559,7 @@ def _relevant(plan: Plan, change: ResourceChange, changed: list[tuple]) -> bool:
         for resource, attribute in plan.relevant_attributes
         if resource in (change.address, _strip_last_key(change.address))
     ]
-    return any(
-        p[: len(a)] == a or a[: len(p)] == p for p in changed for a in wanted
-    )
+    return any(p[: len(a)] == a or a[: len(p)] == p for p in changed for a in wanted)
 
 
 def _strip_last_key(address: str) -> str:
@@ -646,18 +654,19 @@ def render(
         ]
         for warning in warnings:
             change = warning.change
-            what = (
-                f"replace ({_ORDER[change.actions]})" if change.kind == REPLACE else "delete"
+            what = f"replace ({_ORDER[change.actions]})" if change.kind == REPLACE else "delete"
+            lines.append(
+                f"> - {code(change.label)}: **{what}**. {warning.why[0].upper()}{warning.why[1:]}."
             )
-            lines.append(f"> - {code(change.label)}: **{what}**. "
-                         f"{warning.why[0].upper()}{warning.why[1:]}.")
         lines.append("")
     if replaces:
         lines += [f"### Replacements ({len(replaces)})", ""]
         for change in replaces:
             if change.replace_paths:
-                forced = ", ".join(code(format_path(p)) for p in sorted(
-                    change.replace_paths, key=lambda p: [str(s) for s in p]))
+                forced = ", ".join(
+                    code(format_path(p))
+                    for p in sorted(change.replace_paths, key=lambda p: [str(s) for s in p])
+                )
                 why = f"forced by {forced}"
             else:
                 why = _reason(change) or "no reason given by Terraform"
@@ -732,9 +741,7 @@ def _type_table(changes: Sequence[ResourceChange], total: Counter[str]) -> list[
         for (mode, rtype), counts in table.items()
     }
     for label, counts in sorted(rows.items()):
-        lines.append(
-            f"| {code(label)} | " + " | ".join(str(counts[k]) for k in kinds) + " |"
-        )
+        lines.append(f"| {code(label)} | " + " | ".join(str(counts[k]) for k in kinds) + " |")
     lines.append("| **Total** | " + " | ".join(f"**{total[k]}**" for k in kinds) + " |")
     lines.append("")
     return lines
@@ -777,8 +784,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         re.compile(args.node_role_pattern)
     except re.error as exc:
-        print(f"{PROG}: error: --node-role-pattern is not a valid regular expression: {exc}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: --node-role-pattern is not a valid regular expression: {exc}",
+            file=sys.stderr,
+        )
         return 2
     warn_types = dict(DEFAULT_WARN_TYPES)
     for pattern in args.warn_type:
