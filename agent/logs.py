@@ -72,9 +72,14 @@ def safe_url(url: str) -> str:
 
 
 def emit_metrics(
-    namespace: str, dimensions: dict[str, str], metrics: dict[str, float], unit: str = "Seconds"
+    namespace: str, dimensions: dict[str, str], metrics: dict[str, float],
+    units: dict[str, str] | None = None,
 ) -> None:
-    """Print one CloudWatch embedded-metric-format line (EMF) on stdout."""
+    """Print one CloudWatch embedded-metric-format line (EMF) on stdout.
+
+    Metrics are in seconds unless ``units`` names another unit for them.
+    """
+    units = units or {}
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
@@ -82,7 +87,10 @@ def emit_metrics(
                 {
                     "Namespace": namespace,
                     "Dimensions": [sorted(dimensions)],
-                    "Metrics": [{"Name": name, "Unit": unit} for name in sorted(metrics)],
+                    "Metrics": [
+                        {"Name": name, "Unit": units.get(name, "Seconds")}
+                        for name in sorted(metrics)
+                    ],
                 }
             ],
         },

@@ -1,0 +1,693 @@
+"""The agent's loop: receive and prepare task N+1 while the runtime runs task N and task N-1
+is being finished, so the runtime never waits on S3, SNS, SQS or DynamoDB round trips.
+
+Stages and threads:
+- receiver (1 thread): long-polls SQS when a slot is free, parses the message, marks the task
+  running, fetches its inputs (the runtime adapter's ``prepare``) and queues it;
+- runtime workers (``AGENT_RUNTIME_CONCURRENCY`` threads): run prepared tasks on the runtime;
+- finishers (``AGENT_UPLOAD_WORKERS`` threads): write the images and result document, the
+  final status, publish the result, set ``result_published``, delete the message — in that
+  order, so a crash at any point means a retry, never a lost or half-reported task;
+- heartbeat (1 thread): extends the visibility of every held message.
+
+Failure classes (agent.errors): a permanent failure is reported once and its message deleted;
+a transient one releases the message with a backoff delay so SQS delivers it again; on the
+last delivery before the dead-letter queue (``maxReceiveCount``) the task is reported failed
+and the message is left for the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from agent import logs
+from agent.aws import AwsClients
+from agent.config import AgentConfig
+from agent.errors import TaskError, TransientError, clip
+from agent.heartbeat import Heartbeat
+from agent.inputs import InputFetcher
+from agent.kube import PodAnnotator
+from agent.messages import InvalidMessage, Task, parse_task
+from agent.notify import ResultPublisher, message_from_record, result_message
+from agent.runtimes.base import Cancelled, Prepared, RuntimeAdapter, RuntimeOutput
+from agent.status import TaskTable
+from agent.storage import OutputStore
+
+MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
+_STOP = object()
+
+
+@dataclass
+class Job:
+    """One received message on its way through the pipeline."""
+
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int
+    sent_at: float
+    received_at: float = field(default_factory=time.time)
+    received_mono: float = field(default_factory=time.monotonic)
+    task: Task | None = None
+    prepared: Prepared | None = None
+    output: RuntimeOutput | None = None
+    error: TaskError | None = None
+    attempts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    images: list[str] = field(default_factory=list)
+    outputs_written: bool = False
+    final_written: bool = False
+    published: bool = False
+    closed: bool = False
+
+    @property
+    def task_id(self) -> str | None:
+        return self.task.id if self.task else None
+
+
+class Pipeline:
+    def __init__(self, config: AgentConfig, clients: AwsClients, adapter: RuntimeAdapter,
+                 fetcher: InputFetcher | None = None,
+                 annotator: PodAnnotator | None = None) -> None:
+        self.config = config
+        self.sqs = clients.sqs
+        self.adapter = adapter
+        self.store = OutputStore(clients.s3, config.bucket)
+        self.table = (TaskTable(clients.dynamodb, config.table, config.task_ttl_days)
+                      if config.table and clients.dynamodb is not None else None)
+        self.publisher = ResultPublisher(clients.sns, config.topic_arn)
+        self.fetcher = fetcher or InputFetcher(config, clients.s3)
+        self.annotator = annotator or PodAnnotator(config)
+        self.heartbeat = Heartbeat(clients.sqs, config.queue_url,
+                                   config.visibility_timeout_seconds, config.heartbeat_seconds)
+        self.max_receive_count = config.max_receive_count
+        self.stopping = threading.Event()
+        self.runtime_ready = threading.Event()
+        self._ready_jobs: queue.Queue[Any] = queue.Queue()
+        self._slots = threading.Condition()
+        self._waiting = 0  # received, not yet started on the runtime
+        self._idle_workers = config.runtime_concurrency
+        self._running: dict[str, Job] = {}
+        self._active = 0  # running or finishing
+        self._inflight_ids: set[str] = set()
+        self._finishers = ThreadPoolExecutor(config.upload_workers, thread_name_prefix="finish")
+        self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work_loop, name=f"runtime-{i}", daemon=True)
+            for i in range(config.runtime_concurrency)
+        ]
+        self.completed = 0
+        self.failed = 0
+
+    # ====================================================================== lifecycle ====
+    def start(self) -> None:
+        if self.max_receive_count is None:
+            self.max_receive_count = self._queue_max_receive_count()
+        logs.event("agent_started", runtime=self.config.runtime_name,
+                   runtime_type=self.config.runtime_type,
+                   concurrency=self.config.runtime_concurrency, prefetch=self.config.prefetch,
+                   max_receive_count=self.max_receive_count,
+                   task_table=bool(self.table))
+        self.heartbeat.start()
+        self.annotator.start()
+        for worker in self._workers:
+            worker.start()
+        self._receiver.start()
+
+    def live(self) -> bool:
+        return (self._receiver.is_alive() and all(w.is_alive() for w in self._workers)) or (
+            self.stopping.is_set())
+
+    def ready(self) -> bool:
+        return self.runtime_ready.is_set() and not self.stopping.is_set()
+
+    def shutdown(self) -> None:
+        """Stop receiving, release prefetched messages, let running tasks finish within the
+        grace period (else interrupt and release them), finish what is finishing."""
+        started = time.monotonic()
+        self.stopping.set()
+        logs.event("shutdown_started", running=len(self._running),
+                   grace_seconds=self.config.shutdown_grace_seconds)
+        with self._slots:
+            self._slots.notify_all()
+        self._release_prefetched()
+        deadline = started + self.config.shutdown_grace_seconds
+        while self._running_jobs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for job in self._running_jobs():
+            logs.warning("task_interrupted", task_id=job.task_id,
+                         reason="shutdown grace period elapsed")
+            job.cancel.set()
+            self.adapter.interrupt(job.prepared)
+        for _ in self._workers:
+            self._ready_jobs.put(_STOP)
+        for worker in self._workers:
+            worker.join(timeout=30)
+        self._receiver.join(timeout=max(0.0, self.config.wait_time_seconds + 5
+                                        - (time.monotonic() - started)))
+        self._release_prefetched()
+        self._finishers.shutdown(wait=True)
+        self.heartbeat.stop()
+        self.annotator.stop()
+        logs.event("shutdown_complete", seconds=round(time.monotonic() - started, 3),
+                   completed=self.completed, failed=self.failed)
+
+    def _running_jobs(self) -> list[Job]:
+        with self._slots:
+            return list(self._running.values())
+
+    def _release_prefetched(self) -> None:
+        while True:
+            try:
+                job = self._ready_jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is _STOP:
+                self._ready_jobs.put(_STOP)
+                return
+            with self._slots:
+                self._waiting -= 1
+            self._give_back(job, "shutdown: prefetched task released")
+
+    def _queue_max_receive_count(self) -> int | None:
+        try:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.config.queue_url, AttributeNames=["RedrivePolicy"]
+            ).get("Attributes", {})
+            policy = json.loads(attributes.get("RedrivePolicy", "{}"))
+            return int(policy["maxReceiveCount"]) if "maxReceiveCount" in policy else None
+        except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
+            logs.warning("redrive_policy_unknown", error=clip(exc, 200),
+                         consequence="transient failures are retried until the DLQ takes "
+                         "them without a final failed status; set AGENT_MAX_RECEIVE_COUNT")
+            return None
+
+    # ======================================================================= receiving ====
+    def _free_slots(self) -> int:
+        with self._slots:
+            while not self.stopping.is_set():
+                free = self.config.prefetch + self._idle_workers - self._waiting
+                if free > 0:
+                    return min(10, free)
+                self._slots.wait(timeout=1.0)
+            return 0
+
+    def _wait_for_runtime(self) -> None:
+        announced = False
+        while not self.stopping.is_set() and not self.runtime_ready.is_set():
+            if self.adapter.ready():
+                self.runtime_ready.set()
+                logs.event("runtime_ready", url=self.config.api_base_url)
+                return
+            if not announced:
+                logs.event("waiting_for_runtime", url=self.config.api_base_url)
+                announced = True
+            self.stopping.wait(1.0)
+
+    def _receive_loop(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self._wait_for_runtime()
+                count = self._free_slots()
+                if count == 0:
+                    continue
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.config.queue_url,
+                    MaxNumberOfMessages=count,
+                    WaitTimeSeconds=self.config.wait_time_seconds,
+                    VisibilityTimeout=self.config.visibility_timeout_seconds,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                ).get("Messages", [])
+                failures = 0
+            except (ClientError, BotoCoreError) as exc:
+                failures += 1
+                delay = min(30.0, 2.0 ** min(failures, 5))
+                logs.warning("receive_failed", error=clip(exc, 300), retry_in_seconds=delay)
+                self.stopping.wait(delay)
+                continue
+            except Exception as exc:  # the loop must survive anything
+                logs.error("receiver_error", error=clip(repr(exc), 300))
+                self.stopping.wait(1.0)
+                continue
+            jobs = [self._job_from(message) for message in messages]
+            for job in jobs:
+                self.heartbeat.hold(job.message_id, job.receipt)
+            with self._slots:
+                self._waiting += len(jobs)
+            for job in jobs:
+                try:
+                    self._admit(job)
+                except Exception as exc:  # a bug must not kill the loop nor lose the task
+                    logs.error("prepare_crashed", message_id=job.message_id,
+                               error=clip(repr(exc), 300))
+                    self._not_started(job)
+                    self._retry_later(job, TransientError("agent_error", repr(exc)))
+
+    @staticmethod
+    def _job_from(message: dict[str, Any]) -> Job:
+        attributes = message.get("Attributes", {})
+        sent_ms = attributes.get("SentTimestamp")
+        return Job(
+            message_id=message["MessageId"],
+            receipt=message["ReceiptHandle"],
+            body=message.get("Body", ""),
+            receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+            sent_at=int(sent_ms) / 1000.0 if sent_ms else time.time(),
+        )
+
+    def _not_started(self, job: Job) -> None:
+        with self._slots:
+            self._waiting -= 1
+            self._slots.notify_all()
+
+    def _admit(self, job: Job) -> None:
+        """Parse, check the record, fetch inputs; queue the job for the runtime or settle it."""
+        if self.stopping.is_set():
+            self._not_started(job)
+            self._give_back(job, "shutdown: received after stop")
+            return
+        started = time.monotonic()
+        job.timings["queue_wait"] = max(0.0, job.received_at - job.sent_at)
+        try:
+            job.task = parse_task(
+                job.body, self.config.runtime_type, self.config.runtime_name,
+                lambda url: self.store.read_claim_check(url, MAX_CLAIM_CHECK_BYTES),
+                self.config.bucket,
+            )
+        except InvalidMessage as exc:
+            self._not_started(job)
+            self._invalid(job, exc)
+            return
+        except TransientError as exc:
+            self._not_started(job)
+            self._retry_later(job, exc)
+            return
+        task = job.task
+        with self._slots:
+            duplicate = task.id in self._inflight_ids
+            if not duplicate:
+                self._inflight_ids.add(task.id)
+        if duplicate:
+            self._not_started(job)
+            job.task = None  # the id belongs to the job already in flight
+            logs.event("duplicate_deferred", task_id=task.id, message_id=job.message_id)
+            self._release(job, self._backoff(job))
+            return
+        try:
+            if self.table is not None:
+                attempts, record = self.table.mark_running(task, self._location(task))
+                if record is not None:
+                    self._not_started(job)
+                    self._already_final(job, record)
+                    return
+                job.attempts = attempts
+            else:
+                job.attempts = job.receive_count
+            logs.event("task_received", task_id=task.id, tasktype=task.tasktype,
+                       attempt=job.attempts, receive_count=job.receive_count,
+                       source=task.source, queue_wait=round(job.timings["queue_wait"], 3))
+            job.prepared = self.adapter.prepare(task, self.fetcher.fetch)
+        except TaskError as exc:
+            self._not_started(job)
+            job.error = exc
+            job.timings["download"] = time.monotonic() - started
+            self._finishers.submit(self._finish, job)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            self._not_started(job)
+            self._settle_transient(job, TransientError("status_error", clip(exc, 300)))
+            return
+        job.timings["download"] = time.monotonic() - started
+        if self.stopping.is_set():
+            self._not_started(job)
+            self._give_back(job, "shutdown: prefetched task released")
+            return
+        job.timings["prepared_at"] = time.monotonic()
+        self._ready_jobs.put(job)
+
+    def _invalid(self, job: Job, exc: InvalidMessage) -> None:
+        """A message that is not a valid task: report it once if it names a task, delete it."""
+        logs.warning("invalid_message", message_id=job.message_id, task_id=exc.task_id,
+                     error=exc.message)
+        if exc.task_id is None:
+            self._delete(job)
+            return
+        try:
+            document = json.loads(job.body)
+            if isinstance(document, dict) and document.get("Type") == "Notification":
+                document = json.loads(document["Message"])
+            metadata = document.get("metadata") if isinstance(document, dict) else None
+            context = metadata.get("context", "") if isinstance(metadata, dict) else ""
+            tasktype = metadata.get("tasktype") if isinstance(metadata, dict) else None
+        except (ValueError, KeyError, TypeError):
+            context, tasktype = "", None
+        job.task = Task(id=exc.task_id, runtime=self.config.runtime_name,
+                        tasktype=str(tasktype or "unknown"), content={}, context=context)
+        with self._slots:
+            if exc.task_id in self._inflight_ids:
+                job.task = None
+                self._release(job, self._backoff(job))
+                return
+            self._inflight_ids.add(exc.task_id)
+        job.error = exc
+        self._finishers.submit(self._finish, job)
+
+    def _already_final(self, job: Job, record: dict[str, Any]) -> None:
+        """The task was finished before (duplicate delivery, or a crash after the final
+        status): make sure its result was published, then delete the message."""
+        task = job.task
+        assert task is not None
+        if record.get("result_published"):
+            logs.event("duplicate_ignored", task_id=task.id, status=record.get("status"))
+            self._delete(job)
+            return
+        if self._age_seconds(record.get("updated_at")) < self._settle_seconds():
+            # Another agent may be publishing this very moment: look again later.
+            self._release(job, self._backoff(job))
+            return
+        try:
+            self.publisher.publish(message_from_record(record, self.config.bucket))
+            self.table.mark_result_published(task.id)  # type: ignore[union-attr]
+        except (ClientError, BotoCoreError) as exc:
+            self._retry_later(job, TransientError("notify_error", clip(exc, 300)))
+            return
+        logs.event("result_republished", task_id=task.id, status=record.get("status"))
+        self._delete(job)
+
+    def _settle_seconds(self) -> float:
+        return max(2.0, 2 * self.config.heartbeat_seconds)
+
+    @staticmethod
+    def _age_seconds(stamp: Any) -> float:
+        if not isinstance(stamp, str):
+            return math.inf
+        try:
+            moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            return math.inf
+        return (datetime.now(UTC) - moment).total_seconds()
+
+    # ================================================================= runtime workers ====
+    def _work_loop(self) -> None:
+        while True:
+            job = self._ready_jobs.get()
+            if job is _STOP:
+                return
+            if self.stopping.is_set():
+                with self._slots:
+                    self._waiting -= 1
+                self._give_back(job, "shutdown: prefetched task released")
+                continue
+            with self._slots:
+                self._waiting -= 1
+                self._idle_workers -= 1
+                self._running[job.message_id] = job
+                self._active += 1
+                self._slots.notify_all()
+            self.annotator.set_busy(True)
+            try:
+                self._run(job)
+            finally:
+                with self._slots:
+                    self._running.pop(job.message_id, None)
+                    self._idle_workers += 1
+                    self._slots.notify_all()
+            if job.cancel.is_set():
+                self._give_back(job, "shutdown: running task interrupted")
+                self._job_done()
+            else:
+                self._finishers.submit(self._finish, job)
+
+    def _run(self, job: Job) -> None:
+        assert job.prepared is not None
+        started = time.monotonic()
+        job.timings["prefetch_wait"] = started - job.timings.pop("prepared_at", started)
+        try:
+            job.output = self.adapter.run(job.prepared, job.cancel)
+        except Cancelled:
+            job.cancel.set()
+        except TaskError as exc:
+            job.error = exc
+            if exc.code == "runtime_unavailable":
+                self.runtime_ready.clear()
+        except Exception as exc:  # a bug must not kill the worker nor lose the task
+            logs.error("runtime_call_crashed", task_id=job.task_id, error=clip(repr(exc), 300))
+            job.error = TransientError("agent_error", repr(exc))
+        job.timings["inference"] = time.monotonic() - started
+
+    def _job_done(self) -> None:
+        with self._slots:
+            self._active -= 1
+            idle = self._active == 0
+        if idle:
+            self.annotator.set_busy(False)
+
+    # ======================================================================= finishing ====
+    def _finish(self, job: Job) -> None:
+        started_on_runtime = job.output is not None or "inference" in job.timings
+        try:
+            self._finish_with_retries(job)
+        except Exception as exc:  # never lose a task to a bug here
+            logs.error("finish_crashed", task_id=job.task_id, error=clip(repr(exc), 300))
+            self._retry_later(job, TransientError("agent_error", repr(exc)))
+        finally:
+            if job.task is not None:
+                with self._slots:
+                    self._inflight_ids.discard(job.task.id)
+            if started_on_runtime:
+                self._job_done()
+
+    def _finish_with_retries(self, job: Job) -> None:
+        error = job.error
+        if error is not None and not error.permanent and not self._last_attempt(job):
+            self._retry_later(job, error)
+            return
+        last_error: Exception | None = None
+        for attempt in range(self.config.finish_attempts):
+            if attempt:
+                time.sleep(min(8.0, 0.5 * 2 ** attempt))
+            try:
+                self._report(job)
+                return
+            except (ClientError, BotoCoreError) as exc:
+                last_error = exc
+                logs.warning("finish_step_failed", task_id=job.task_id, attempt=attempt + 1,
+                             error=clip(exc, 300))
+        self._retry_later(job, TransientError("finish_error", clip(last_error, 300)))
+
+    def _last_attempt(self, job: Job) -> bool:
+        return self.max_receive_count is not None and job.receive_count >= self.max_receive_count
+
+    def _report(self, job: Job) -> None:
+        """Outputs, final status, result message, ``result_published``, delete: in order.
+
+        Each step remembers that it is done, so a retry after an AWS error resumes where it
+        stopped instead of writing twice.
+        """
+        task = job.task
+        assert task is not None
+        error = job.error
+        exhausted = error is not None and not error.permanent
+        status = "failed" if error is not None else "completed"
+        error_doc = None
+        if error is not None:
+            error_doc = error.as_dict()
+            if exhausted:
+                error_doc["message"] = (f"{error.message} (gave up after {job.receive_count} "
+                                        "deliveries)")
+        if not job.final_written and self.table is not None:
+            record = self.table.get(task.id)
+            if record is not None and record.get("status") in ("completed", "failed"):
+                self._lost_race(job, record)
+                return
+        if not job.outputs_written:
+            upload_started = time.monotonic()
+            if job.output is not None:
+                job.images = [
+                    self.store.put_image(task.key(f"image-{index}"), data)
+                    for index, data in enumerate(job.output.images)
+                ]
+            job.timings["upload"] = time.monotonic() - upload_started
+            job.timings["total"] = time.monotonic() - job.received_mono
+            self.store.put_json(task.key("result.json"), self._result_document(job, status,
+                                                                              error_doc))
+            job.timings["upload"] = time.monotonic() - upload_started
+            job.outputs_written = True
+        timings = self._public_timings(job)
+        if not job.final_written and self.table is not None:
+            if not self.table.mark_final(task, status, job.images, error_doc, timings,
+                                         self._location(task)):
+                record = self.table.get(task.id) or {}
+                self._lost_race(job, record)
+                return
+        job.final_written = True
+        if not job.published:
+            self.publisher.publish(result_message(
+                runtime=task.runtime, task_id=task.id, status=status, images=job.images,
+                output_url=f"{self._location(task)}/result.json", context=task.context,
+                error=error_doc, timings=timings,
+            ))
+            job.published = True
+            if self.table is not None:
+                self.table.mark_result_published(task.id)
+        if status == "completed":
+            self.completed += 1
+        else:
+            self.failed += 1
+        self._log_finished(job, status, error_doc)
+        if exhausted:
+            # Reported failed; the message goes on to the dead-letter queue for inspection.
+            self._release(job, 0)
+        else:
+            self._delete(job)
+
+    def _lost_race(self, job: Job, record: dict[str, Any]) -> None:
+        """Another delivery of this task reached a final status first: keep its outputs."""
+        task = job.task
+        assert task is not None
+        logs.event("duplicate_finished_elsewhere", task_id=task.id, status=record.get("status"),
+                   result_published=bool(record.get("result_published")))
+        if record.get("result_published"):
+            self._delete(job)
+        else:
+            self._release(job, self._backoff(job))
+
+    def _result_document(self, job: Job, status: str, error: dict[str, Any] | None
+                         ) -> dict[str, Any]:
+        task = job.task
+        assert task is not None
+        output = job.output
+        return {
+            "id": task.id,
+            "runtime": task.runtime,
+            "tasktype": task.tasktype,
+            "status": status,
+            "images": job.images,
+            "parameters": redact_images(output.parameters if output else None),
+            "seeds": output.seeds if output else [],
+            "info": redact_images(output.info if output else None),
+            "timings": self._public_timings(job),
+            "error": error,
+        }
+
+    @staticmethod
+    def _public_timings(job: Job) -> dict[str, float]:
+        return {name: round(job.timings.get(name, 0.0), 4)
+                for name in ("queue_wait", "download", "inference", "upload", "total")}
+
+    def _log_finished(self, job: Job, status: str, error: dict[str, Any] | None) -> None:
+        timings = self._public_timings(job)
+        logs.event("task_finished", task_id=job.task_id, status=status, attempt=job.attempts,
+                   images=len(job.images), error_code=(error or {}).get("code"),
+                   error=(error or {}).get("message"),
+                   prefetch_wait=round(job.timings.get("prefetch_wait", 0.0), 4), **timings)
+        logs.emit_metrics(
+            self.config.metrics_namespace, {"Runtime": self.config.runtime_name},
+            {"QueueWait": timings["queue_wait"], "Download": timings["download"],
+             "Inference": timings["inference"], "Upload": timings["upload"],
+             "Total": timings["total"], "TasksCompleted": float(status == "completed"),
+             "TasksFailed": float(status == "failed")},
+            {"TasksCompleted": "Count", "TasksFailed": "Count"},
+        )
+
+    # ===================================================================== SQS helpers ====
+    def _location(self, task: Task) -> str:
+        return f"s3://{self.config.bucket}/{task.prefix}/{task.id}"
+
+    def _backoff(self, job: Job) -> float:
+        delay = self.config.retry_delay_seconds * 2 ** max(0, job.receive_count - 1)
+        return min(delay, self.config.retry_delay_max_seconds)
+
+    def _settle_transient(self, job: Job, error: TransientError) -> None:
+        if self._last_attempt(job) and job.task is not None:
+            job.error = error
+            self._finishers.submit(self._finish, job)
+        else:
+            self._retry_later(job, error)
+
+    def _retry_later(self, job: Job, error: TaskError) -> None:
+        delay = self._backoff(job)
+        logs.warning("task_retry_scheduled", task_id=job.task_id, message_id=job.message_id,
+                     receive_count=job.receive_count, error_code=error.code,
+                     error=error.message, retry_in_seconds=delay)
+        if job.task is not None:
+            with self._slots:
+                self._inflight_ids.discard(job.task.id)
+        self._release(job, delay)
+
+    def _give_back(self, job: Job, reason: str) -> None:
+        """Release a task this agent will not run (shutdown): visible again at once."""
+        logs.event("task_released", task_id=job.task_id, message_id=job.message_id,
+                   reason=reason)
+        if job.task is not None and self.table is not None:
+            try:
+                self.table.release_running(job.task.id)
+            except (ClientError, BotoCoreError) as exc:
+                logs.warning("status_release_failed", task_id=job.task_id, error=clip(exc, 200))
+        if job.task is not None:
+            with self._slots:
+                self._inflight_ids.discard(job.task.id)
+        self._release(job, 0)
+
+    def _release(self, job: Job, delay: float) -> None:
+        if job.closed:
+            return
+        job.closed = True
+        self.heartbeat.drop(job.message_id)
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.config.queue_url, ReceiptHandle=job.receipt,
+                VisibilityTimeout=min(43200, math.ceil(delay)),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # It reappears when its current visibility timeout ends instead.
+            logs.warning("release_failed", message_id=job.message_id, error=clip(exc, 200))
+
+    def _delete(self, job: Job) -> None:
+        if job.closed:
+            return
+        job.closed = True
+        self.heartbeat.drop(job.message_id)
+        try:
+            self.sqs.delete_message(QueueUrl=self.config.queue_url, ReceiptHandle=job.receipt)
+        except (ClientError, BotoCoreError) as exc:
+            # Redelivered later, it finds the final status and is deleted then.
+            logs.warning("delete_failed", message_id=job.message_id, error=clip(exc, 200))
+
+
+_IMAGE_FIELDS = ("init_images", "mask", "image", "images", "imageList", "data", "input_image",
+                 "mask_image")
+
+
+def redact_images(value: Any, depth: int = 0) -> Any:
+    """A copy of runtime parameters without inline image data (it belongs in the images)."""
+    if depth > 20:
+        return None
+    if isinstance(value, dict):
+        return {k: ("<image>" if k in _IMAGE_FIELDS and _is_inline(v) else
+                     redact_images(v, depth + 1)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_images(v, depth + 1) for v in value]
+    if isinstance(value, str) and len(value) > 2048 and " " not in value[:2048]:
+        return "<data>"
+    return value
+
+
+def _is_inline(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) > 256 or value.startswith("data:")
+    if isinstance(value, list):
+        return any(_is_inline(v) or isinstance(v, dict) for v in value)
+    return isinstance(value, dict)

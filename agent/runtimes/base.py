@@ -1,0 +1,120 @@
+"""The one interface every runtime adapter implements.
+
+The pipeline only talks to :class:`RuntimeAdapter`: adding a runtime (InvokeAI, say) means a
+new module with a subclass and one entry in ``agent.runtimes.ADAPTERS``; the loop is
+untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+
+from agent.config import AgentConfig
+from agent.errors import PermanentError, TransientError, clip
+from agent.messages import Task
+
+Fetch = Callable[[str], bytes]
+CONNECT_TIMEOUT = 5.0
+CONTROL_TIMEOUT = 30.0
+
+
+class Cancelled(Exception):
+    """The pipeline cancelled the task (shutdown); its result must be discarded."""
+
+
+@dataclass
+class Prepared:
+    """A task made ready for the runtime: inputs fetched, body built."""
+
+    task: Task
+    body: dict[str, Any]
+    input_count: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RuntimeOutput:
+    """What a generation produced."""
+
+    images: list[bytes]
+    parameters: Any = None
+    seeds: list[Any] = field(default_factory=list)
+    info: Any = None
+
+
+class RuntimeAdapter(ABC):
+    """Drives one inference runtime over HTTP."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.base_url = config.api_base_url
+        self._local = threading.local()
+
+    # -- the interface --------------------------------------------------------------------
+    @abstractmethod
+    def ready(self) -> bool:
+        """True when the runtime answers its health endpoint."""
+
+    @abstractmethod
+    def prepare(self, task: Task, fetch: Fetch) -> Prepared:
+        """Fetch the task's inputs and build the request; may raise TaskError."""
+
+    @abstractmethod
+    def run(self, prepared: Prepared, cancel: threading.Event) -> RuntimeOutput:
+        """Generate; raise TaskError on failure, Cancelled if ``cancel`` was set."""
+
+    @abstractmethod
+    def interrupt(self, prepared: Prepared | None = None) -> None:
+        """Stop the generation in progress (best effort, never raises)."""
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+            self._local.session = session
+        return session
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def probe(self, path: str) -> bool:
+        try:
+            response = self.session.get(self.url(path), timeout=(CONNECT_TIMEOUT, 5.0))
+        except requests.RequestException:
+            return False
+        return response.status_code == 200
+
+
+def http_failure(response: requests.Response, what: str) -> Exception:
+    """Classify a non-2xx runtime answer: 4xx is the request's fault, 5xx the runtime's."""
+    status = response.status_code
+    try:
+        detail: Any = response.json()
+    except ValueError:
+        detail = clip(response.text, 400)
+    message = f"{what} failed with HTTP {status}"
+    if isinstance(detail, dict):
+        summary = detail.get("error") or detail.get("detail") or detail.get("errors")
+        if isinstance(summary, dict):
+            summary = summary.get("message") or summary
+        if summary:
+            message += f": {clip(summary, 400)}"
+    details = detail if isinstance(detail, (dict, list)) else [detail]
+    if status in (408, 429) or status >= 500:
+        return TransientError("runtime_error", message, details)
+    return PermanentError("runtime_validation", message, details)
+
+
+def connection_failure(exc: requests.RequestException, what: str) -> TransientError:
+    return TransientError("runtime_unavailable", f"{what}: {type(exc).__name__}: {clip(exc, 200)}")

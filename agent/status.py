@@ -1,0 +1,166 @@
+"""The task table (DynamoDB), written as ``docs/contracts.md`` fixes it.
+
+``running`` increments ``attempts`` and is written only while the status is not final; the
+final status (``completed``/``failed``) is written once under the same condition; then
+``result_published``. A lost race (another agent finished the task first) is reported to the
+caller, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from agent.messages import Task
+
+FINAL = ("completed", "failed")
+_NOT_FINAL = "attribute_not_exists(#status) OR NOT (#status IN (:completed, :failed))"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(round(value, 4)))
+    if isinstance(value, dict):
+        return {str(k): _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class TaskTable:
+    def __init__(self, client: Any, table: str, ttl_days: int) -> None:
+        self._db = client
+        self.table = table
+        self._ttl_seconds = ttl_days * 86400
+
+    def _update(self, task_id: str, expression: str, values: dict[str, Any],
+                condition: str | None = None, names: dict[str, str] | None = None,
+                returns: str = "NONE") -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"id": {"S": task_id}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": {
+                k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()
+            },
+            "ReturnValues": returns,
+        }
+        all_names = {"#status": "status", **(names or {})}
+        used = {n: a for n, a in all_names.items() if n in expression or n in (condition or "")}
+        if used:
+            kwargs["ExpressionAttributeNames"] = used
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        answer = self._db.update_item(**kwargs)
+        return {k: _from_dynamo(_deserializer.deserialize(v))
+                for k, v in (answer.get("Attributes") or {}).items()}
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        answer = self._db.get_item(TableName=self.table, Key={"id": {"S": task_id}},
+                                   ConsistentRead=True)
+        item = answer.get("Item")
+        if not item:
+            return None
+        return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+    def mark_running(self, task: Task, output_location: str) -> tuple[int, dict[str, Any] | None]:
+        """Mark the task running; return ``(attempts, None)``, or ``(0, record)`` if final."""
+        now = now_iso()
+        names = {"#attempts": "attempts", "#updated": "updated_at", "#created": "created_at",
+                 "#runtime": "runtime", "#tasktype": "tasktype", "#output": "output_location",
+                 "#prefix": "prefix", "#context": "context", "#expires": "expires_at"}
+        expression = (
+            "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, "
+            "#updated = :now, #created = if_not_exists(#created, :now), "
+            "#runtime = if_not_exists(#runtime, :runtime), "
+            "#tasktype = if_not_exists(#tasktype, :tasktype), "
+            "#output = if_not_exists(#output, :output), #prefix = if_not_exists(#prefix, :prefix), "
+            "#context = if_not_exists(#context, :context), "
+            "#expires = if_not_exists(#expires, :expires)"
+        )
+        values = {
+            ":running": "running", ":zero": 0, ":one": 1, ":now": now,
+            ":runtime": task.runtime, ":tasktype": task.tasktype, ":output": output_location,
+            ":prefix": task.prefix, ":context": json.dumps(task.context, separators=(",", ":")),
+            ":expires": int(time.time()) + self._ttl_seconds,
+            ":completed": "completed", ":failed": "failed",
+        }
+        try:
+            answer = self._update(task.id, expression, values, _NOT_FINAL, names, "UPDATED_NEW")
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return 0, self.get(task.id) or {}
+        return int(answer.get("attempts", 1)), None
+
+    def mark_final(self, task: Task, status: str, images: list[str], error: dict[str, Any] | None,
+                   timings: dict[str, float], output_location: str) -> bool:
+        """Write the final status once; False when the task was already final."""
+        names = {"#images": "images", "#error": "error", "#timings": "timings",
+                 "#updated": "updated_at", "#published": "result_published",
+                 "#output": "output_location", "#created": "created_at",
+                 "#runtime": "runtime", "#tasktype": "tasktype", "#expires": "expires_at",
+                 "#context": "context"}
+        expression = (
+            "SET #status = :status, #images = :images, #error = :error, #timings = :timings, "
+            "#updated = :now, #published = :false, #output = :output, "
+            "#created = if_not_exists(#created, :now), #runtime = if_not_exists(#runtime, :rt), "
+            "#tasktype = if_not_exists(#tasktype, :tt), "
+            "#expires = if_not_exists(#expires, :expires), "
+            "#context = if_not_exists(#context, :context)"
+        )
+        values = {
+            ":status": status, ":images": images, ":error": error, ":timings": timings,
+            ":now": now_iso(), ":false": False, ":output": output_location,
+            ":rt": task.runtime, ":tt": task.tasktype,
+            ":expires": int(time.time()) + self._ttl_seconds,
+            ":context": json.dumps(task.context, separators=(",", ":")),
+            ":completed": "completed", ":failed": "failed",
+        }
+        try:
+            self._update(task.id, expression, values, _NOT_FINAL, names)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def mark_result_published(self, task_id: str) -> None:
+        self._update(task_id, "SET #published = :true", {":true": True}, "attribute_exists(id)",
+                     {"#published": "result_published"})
+
+    def release_running(self, task_id: str) -> None:
+        """Set a task this agent gives back (shutdown) from running to queued."""
+        try:
+            self._update(task_id, "SET #status = :queued, #updated = :now",
+                         {":queued": "queued", ":now": now_iso(), ":running": "running"},
+                         "#status = :running", {"#updated": "updated_at"})
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
