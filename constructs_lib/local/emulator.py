@@ -64,11 +64,15 @@ class Emulator:
     ``Emulator().start()`` picks a free port; ``endpoint`` is the URL to give to boto3
     (``endpoint_url``), to the agent (``AWS_ENDPOINT_URL``) and to Terraform's provider
     ``endpoints``. ``latency_seconds`` adds a fixed delay to every call (benchmarks).
+    ``wrap_app`` wraps the WSGI application (for example to inject faults in tests);
+    ``log_requests=False`` silences the per-request log lines.
     """
 
     host: str = LOOPBACK
     port: int = 0
     latency_seconds: float = 0.0
+    wrap_app: Any = None
+    log_requests: bool = True
     _server: Any = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
@@ -83,13 +87,24 @@ class Emulator:
             DomainDispatcherApplication,
             create_backend_app,
         )
-        from werkzeug.serving import make_server  # noqa: PLC0415
+        from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: PLC0415
 
         apply_moto_fixes()
         app: Any = DomainDispatcherApplication(create_backend_app)
+        if self.wrap_app is not None:
+            app = self.wrap_app(app)
         if self.latency_seconds > 0:
             app = _LatencyMiddleware(app, self.latency_seconds)
-        self._server = make_server(self.host, self.port, app, threaded=True)
+        handler: Any = WSGIRequestHandler
+        if not self.log_requests:
+
+            class _QuietHandler(WSGIRequestHandler):
+                def log_request(self, *args: Any, **kwargs: Any) -> None:
+                    return
+
+            handler = _QuietHandler
+        self._server = make_server(self.host, self.port, app, threaded=True,
+                                   request_handler=handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="moto-server", daemon=True
         )
