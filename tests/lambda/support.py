@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,9 @@ class Account:
         return tasks._from_item(item["Item"]) if "Item" in item else None
 
     def put_record(self, **record: Any) -> None:
-        self.ddb.put_item(TableName=TABLE, Item=tasks._to_item(record))
+        """Write a record as the agent would (numbers as DynamoDB numbers)."""
+        as_decimals = json.loads(json.dumps(record), parse_float=Decimal)
+        self.ddb.put_item(TableName=TABLE, Item=tasks._to_item(as_decimals))
 
     def item_count(self) -> int:
         return self.ddb.scan(TableName=TABLE, Select="COUNT")["Count"]
