@@ -546,12 +546,12 @@ def test_unexpected_bug_is_a_json_500(account: Account, monkeypatch: Any) -> Non
 
 
 def test_logs_are_json_lines_with_safe_fields_only(account: Account, capsys: Any) -> None:
-    secret_prompt = "a very private prompt 7c1e"
+    private_prompt = "a very private prompt 7c1e"
     body = t2i("log-1", context={"email": "someone@example.com"})
-    body["task"]["content"]["prompt"] = secret_prompt
+    body["task"]["content"]["prompt"] = private_prompt
     capsys.readouterr()
     assert account.post(body).status == 202
-    assert account.post({"task": {"metadata": {"id": secret_prompt}}}).status == 400
+    assert account.post({"task": {"metadata": {"id": private_prompt}}}).status == 400
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.strip().splitlines()]
     assert len(lines) == 2
@@ -564,7 +564,7 @@ def test_logs_are_json_lines_with_safe_fields_only(account: Account, capsys: Any
     assert accepted["message_bytes"] > 0 and accepted["claim_check"] is False
     assert rejected["outcome"] == "invalid_request" and rejected["status"] == 400
     assert "id" not in rejected  # an invalid id is not echoed into logs
-    for forbidden in (API_KEY, secret_prompt, "someone@example.com", "x-api-key", "203.0.113.7"):
+    for forbidden in (API_KEY, private_prompt, "someone@example.com", "x-api-key", "203.0.113.7"):
         assert forbidden not in out
 
 
