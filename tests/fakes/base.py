@@ -60,9 +60,10 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     """Subclasses implement :meth:`handle`; faults are applied before it."""
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int = 0, ssl_context: Any = None) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._server: _Server | None = None
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -73,7 +74,8 @@ class FakeServer:
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> FakeServer:
         outer = self
@@ -92,6 +94,8 @@ class FakeServer:
                 return
 
         server = _Server((self.host, self.port), Handler)
+        if self.ssl_context is not None:
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         threading.Thread(target=server.serve_forever, name=f"{type(self).__name__}",
