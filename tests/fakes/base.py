@@ -56,6 +56,27 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_connections: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        self.open_connections.add(conn)
+        return conn, address
+
+    def shutdown_request(self, request: Any) -> None:
+        self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close every open connection, as a dying process does."""
+        for conn in list(self.open_connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
 
 class FakeServer:
     """Subclasses implement :meth:`handle`; faults are applied before it."""
@@ -98,8 +119,8 @@ class FakeServer:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
-        threading.Thread(target=server.serve_forever, name=f"{type(self).__name__}",
-                         daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,),
+                         name=type(self).__name__, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -107,6 +128,7 @@ class FakeServer:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.drop_connections()
 
     def die(self, down_seconds: float | None = None) -> None:
         """Stop listening (connection refused); come back after ``down_seconds`` if given."""
