@@ -25,6 +25,8 @@ def runtime_manifests() -> dict[str, list[Manifest]]:
 def pool_manifests() -> dict[str, list[Manifest]]:
     """``{pool name: manifests}``: one pool dedicated to each example runtime."""
     return {
-        name: render_chart(GPU_NODEPOOL_CHART, pool_values(name, runtime=name), f"gpu-{name}", "karpenter")
+        name: render_chart(
+            GPU_NODEPOOL_CHART, pool_values(name, runtime=name), f"gpu-{name}", "karpenter"
+        )
         for name in RUNTIMES
     }

@@ -53,5 +53,7 @@ def pool_generated(pool: str, runtime: str = "") -> dict[str, Any]:
 
 def pool_values(pool: str, runtime: str = "", **overrides: Any) -> dict[str, Any]:
     """helm-values/gpu-nodepool.yaml deep-merged with the generated values and overrides."""
-    merged = deep_merge(load_values_file(HELM_VALUES_DIR / "gpu-nodepool.yaml"), pool_generated(pool, runtime))
+    merged = deep_merge(
+        load_values_file(HELM_VALUES_DIR / "gpu-nodepool.yaml"), pool_generated(pool, runtime)
+    )
     return deep_merge(merged, overrides)

@@ -11,6 +11,7 @@ import pytest
 from tests.charts.conftest import GPU_NODEPOOL_CHART
 from tests.charts.example_values import CLUSTER, RUNTIMES, pool_values, runtime_values
 from tests.support.charts import (
+    HELM_VALUES_DIR,
     ChartRenderError,
     Manifest,
     find,
@@ -19,11 +20,12 @@ from tests.support.charts import (
     render_chart,
     validate_strict,
 )
-from tests.support.charts import HELM_VALUES_DIR
 
 
 def render(pool: str = "sdruntime", runtime: str = "sdruntime", **overrides: Any) -> list[Manifest]:
-    return render_chart(GPU_NODEPOOL_CHART, pool_values(pool, runtime, **overrides), f"gpu-{pool}", "karpenter")
+    return render_chart(
+        GPU_NODEPOOL_CHART, pool_values(pool, runtime, **overrides), f"gpu-{pool}", "karpenter"
+    )
 
 
 def node_class(manifests: list[Manifest]) -> dict[str, Any]:
@@ -48,7 +50,11 @@ def duration_seconds(text: str) -> int:
 def test_renders_and_validates_strictly(pool_manifests, pool):
     manifests = pool_manifests[pool]
     validate_strict(manifests)
-    assert sorted(m["metadata"]["name"] for m in manifests) == [pool, f"{pool}-on-demand", f"{pool}-spot"]
+    assert sorted(m["metadata"]["name"] for m in manifests) == [
+        pool,
+        f"{pool}-on-demand",
+        f"{pool}-spot",
+    ]
 
 
 def test_node_class_requires_imdsv2_with_hop_limit_one(pool_manifests):
@@ -106,7 +112,12 @@ def test_kms_key_and_data_volume_size_come_from_values():
 
 def test_node_class_tags_include_cost_allocation_tags(pool_manifests):
     tags = node_class(pool_manifests["sdruntime"])["tags"]
-    assert tags == {"Project": "sd-async", "CostCenter": "gen-ai", "sd.pool": "sdruntime", "sd.runtime": "sdruntime"}
+    assert tags == {
+        "Project": "sd-async",
+        "CostCenter": "gen-ai",
+        "sd.pool": "sdruntime",
+        "sd.runtime": "sdruntime",
+    }
 
 
 def test_spot_pool_outweighs_the_on_demand_fallback(pool_manifests):
@@ -121,7 +132,10 @@ def test_spot_pool_outweighs_the_on_demand_fallback(pool_manifests):
 def test_node_pools_select_gpu_families_and_cap_gpus(pool_manifests, pool):
     pools = node_pools(pool_manifests[pool])
     limits = {name: spec["limits"] for name, spec in pools.items()}
-    assert limits == {f"{pool}-spot": {"nvidia.com/gpu": 8}, f"{pool}-on-demand": {"nvidia.com/gpu": 4}}
+    assert limits == {
+        f"{pool}-spot": {"nvidia.com/gpu": 8},
+        f"{pool}-on-demand": {"nvidia.com/gpu": 4},
+    }
     for spec in pools.values():
         template = spec["template"]
         assert template["spec"]["nodeClassRef"] == {
@@ -157,8 +171,13 @@ def test_busy_nodes_are_never_consolidated_and_nodes_expire(pool_manifests):
 def test_node_drain_time_covers_the_runtime_grace_period():
     runtime = load_values_file(HELM_VALUES_DIR / "sd-runtime.yaml")
     pool = load_values_file(HELM_VALUES_DIR / "gpu-nodepool.yaml")
-    assert duration_seconds(pool["terminationGracePeriod"]) >= runtime["terminationGracePeriodSeconds"]
-    assert runtime["terminationGracePeriodSeconds"] >= runtime["maxTaskSeconds"] + runtime["shutdownMarginSeconds"]
+    assert (
+        duration_seconds(pool["terminationGracePeriod"]) >= runtime["terminationGracePeriodSeconds"]
+    )
+    assert (
+        runtime["terminationGracePeriodSeconds"]
+        >= runtime["maxTaskSeconds"] + runtime["shutdownMarginSeconds"]
+    )
 
 
 def test_pods_of_each_runtime_match_their_pool(pool_manifests, runtime_manifests):
@@ -187,7 +206,9 @@ def test_shared_pool_has_no_runtime_taint_or_label():
         assert spec["template"]["metadata"]["labels"] == {"sd.pool": "shared"}
         assert [t["key"] for t in spec["template"]["spec"]["taints"]] == ["nvidia.com/gpu"]
     assert "sd.runtime" not in node_class(manifests)["tags"]
-    runtime = runtime_values("sdruntime", "sdwebui", nodePool={"name": "shared", "dedicated": False})
+    runtime = runtime_values(
+        "sdruntime", "sdwebui", nodePool={"name": "shared", "dedicated": False}
+    )
     assert runtime["nodePool"] == {"name": "shared", "dedicated": False}
 
 
@@ -199,7 +220,9 @@ def test_on_demand_fallback_can_be_disabled():
 
 def test_extra_requirements_and_labels_are_added():
     manifests = render(
-        extraRequirements=[{"key": "karpenter.k8s.aws/instance-size", "operator": "NotIn", "values": ["metal"]}],
+        extraRequirements=[
+            {"key": "karpenter.k8s.aws/instance-size", "operator": "NotIn", "values": ["metal"]}
+        ],
         nodeLabels={"team": "imaging"},
     )
     validate_strict(manifests)
@@ -209,7 +232,9 @@ def test_extra_requirements_and_labels_are_added():
 
 
 def test_image_cache_snapshot_is_restored_on_the_data_volume():
-    manifests = render(imageCache={"snapshotID": "snap-0123456789abcdef0", "volumeInitializationRate": 200})
+    manifests = render(
+        imageCache={"snapshotID": "snap-0123456789abcdef0", "volumeInitializationRate": 200}
+    )
     validate_strict(manifests)
     spec = node_class(manifests)
     data = spec["blockDeviceMappings"][1]["ebs"]
@@ -236,7 +261,9 @@ def test_instance_store_uses_raid0_and_soci_parallel_pull():
         "discard-unpacked-layers": True,
     }
     bind = settings["bootstrap-commands"]["010-bind-soci-snapshotter"]
-    assert bind["commands"] == [["apiclient", "ephemeral-storage", "bind", "--dirs", "/var/lib/soci-snapshotter"]]
+    assert bind["commands"] == [
+        ["apiclient", "ephemeral-storage", "bind", "--dirs", "/var/lib/soci-snapshotter"]
+    ]
     assert bind["essential"] is False
     assert "snapshotID" not in spec["blockDeviceMappings"][1]["ebs"]
 
@@ -248,7 +275,9 @@ def test_instance_store_without_soci_and_extra_user_data():
     )
     spec = node_class(manifests)
     assert spec["instanceStorePolicy"] == "RAID0"
-    assert tomllib.loads(spec["userData"]) == {"settings": {"kernel": {"sysctl": {"vm.max_map_count": "262144"}}}}
+    assert tomllib.loads(spec["userData"]) == {
+        "settings": {"kernel": {"sysctl": {"vm.max_map_count": "262144"}}}
+    }
 
 
 def test_latest_alias_only_when_explicitly_allowed():
@@ -262,16 +291,30 @@ def test_latest_alias_only_when_explicitly_allowed():
     ("overrides", "message"),
     [
         (
-            {"imageCache": {"snapshotID": "snap-0123456789abcdef0"}, "instanceStore": {"enabled": True}},
+            {
+                "imageCache": {"snapshotID": "snap-0123456789abcdef0"},
+                "instanceStore": {"enabled": True},
+            },
             "mutually exclusive",
         ),
         ({"imageCache": {"volumeInitializationRate": 150}}, "requires imageCache.snapshotID"),
-        ({"spot": {"weight": 10}}, r"spot.weight \(10\) must be greater than onDemand.weight \(10\)"),
+        (
+            {"spot": {"weight": 10}},
+            r"spot.weight \(10\) must be greater than onDemand.weight \(10\)",
+        ),
         ({"spot": {"enabled": False}, "onDemand": {"enabled": False}}, "no NodePool"),
         ({"amiAlias": "al2023@latest"}, "amiAlias"),
         ({"amiAlias": "bottlerocket@1.54.0"}, "amiAlias"),
         ({"imageCache": {"snapshotID": "vol-123"}}, "snapshotID"),
-        ({"imageCache": {"snapshotID": "snap-0123456789abcdef0", "volumeInitializationRate": 500}}, "volumeInitializationRate"),
+        (
+            {
+                "imageCache": {
+                    "snapshotID": "snap-0123456789abcdef0",
+                    "volumeInitializationRate": 500,
+                }
+            },
+            "volumeInitializationRate",
+        ),
         ({"tags": {"kubernetes.io/cluster/sd-async": "owned"}}, "kubernetes.io/cluster"),
         ({"tags": {"eks:eks-cluster-name": "x"}}, "eks:eks-cluster-name"),
         ({"nodeLabels": {"karpenter.sh/foo": "x"}}, "karpenter.sh/foo"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -64,6 +65,8 @@ def test_renders_and_validates_strictly(runtime_manifests, runtime):
         "PersistentVolume",
         "PersistentVolumeClaim",
         "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
         "ScaledObject",
         "ServiceAccount",
         "TriggerAuthentication",
@@ -165,7 +168,9 @@ def test_model_volumes_pair_one_pv_with_one_claim_per_runtime(runtime_manifests)
         spec = pod_spec(manifests)
         (models,) = [v for v in spec["volumes"] if v["name"] == "models"]
         assert models["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-        (mount,) = [m for m in container(manifests, "runtime")["volumeMounts"] if m["name"] == "models"]
+        (mount,) = [
+            m for m in container(manifests, "runtime")["volumeMounts"] if m["name"] == "models"
+        ]
         assert mount == {"name": "models", "mountPath": "/opt/ml/code/models", "readOnly": True}
     assert len(handles) == len(runtime_manifests) == len(pv_names)
 
@@ -193,7 +198,9 @@ def test_runtime_requests_one_gpu(runtime_manifests):
     for manifests in runtime_manifests.values():
         resources = container(manifests, "runtime")["resources"]
         assert resources["limits"]["nvidia.com/gpu"] == 1
-        assert "nvidia.com/gpu" not in container(manifests, "queue-agent")["resources"].get("limits", {})
+        assert "nvidia.com/gpu" not in container(manifests, "queue-agent")["resources"].get(
+            "limits", {}
+        )
 
 
 def test_sdwebui_reads_safetensors_without_mmap(runtime_manifests):
@@ -208,7 +215,11 @@ def test_sdwebui_reads_safetensors_without_mmap(runtime_manifests):
 
 
 def test_sdwebui_settings_merge_keeps_mmap_disabled():
-    manifests = render(runtime={"webuiSettings": {"sd_checkpoint_cache": 1, "disable_mmap_load_safetensors": False}})
+    manifests = render(
+        runtime={
+            "webuiSettings": {"sd_checkpoint_cache": 1, "disable_mmap_load_safetensors": False}
+        }
+    )
     config = json.loads(find_one(manifests, "ConfigMap")["data"]["config.json"])
     assert config == {"disable_mmap_load_safetensors": True, "sd_checkpoint_cache": 1}
 
@@ -255,7 +266,10 @@ def test_images_can_be_overridden_and_pinned_by_digest():
 def test_agent_environment_follows_the_architecture_contract(runtime_manifests, runtime):
     env = env_of(container(runtime_manifests[runtime], "queue-agent"))
     assert AGENT_ENV_NAMES <= set(env)
-    assert env["SQS_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/123456789012/sd-async-{runtime}"
+    assert (
+        env["SQS_QUEUE_URL"]
+        == f"https://sqs.{REGION}.amazonaws.com/123456789012/sd-async-{runtime}"
+    )
     assert env["SNS_TOPIC_ARN"] == f"arn:aws:sns:{REGION}:123456789012:sd-async-results"
     assert env["S3_BUCKET"] == "sd-async-output-123456789012"
     assert env["TASK_TABLE"] == "sd-async-tasks"
@@ -265,7 +279,56 @@ def test_agent_environment_follows_the_architecture_contract(runtime_manifests, 
     assert env["DYNAMIC_SD_MODEL"] == "false"
     assert env["AWS_REGION"] == REGION
     assert env["AGENT_HEALTH_PORT"] == "8081"
+    assert env["AGENT_TASK_TIMEOUT_SECONDS"] == env["AGENT_SHUTDOWN_GRACE_SECONDS"] == "600"
+    assert env["AGENT_POD_ANNOTATION"] == "true"
     assert "AWS_ENDPOINT_URL" not in env
+    downward = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container(runtime_manifests[runtime], "queue-agent")["env"]
+        if "valueFrom" in e
+    }
+    assert downward == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+
+
+def test_only_the_agent_gets_an_api_token_to_annotate_its_pod(runtime_manifests):
+    manifests = runtime_manifests["sdruntime"]
+    spec = pod_spec(manifests)
+    assert spec["automountServiceAccountToken"] is False
+    assert find_one(manifests, "ServiceAccount")["automountServiceAccountToken"] is False
+    api_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    agent_mounts = {m["mountPath"]: m for m in container(manifests, "queue-agent")["volumeMounts"]}
+    assert agent_mounts[api_dir]["readOnly"] is True
+    runtime_mounts = {m["mountPath"] for m in container(manifests, "runtime")["volumeMounts"]}
+    assert api_dir not in runtime_mounts
+    (volume,) = [v for v in spec["volumes"] if v["name"] == agent_mounts[api_dir]["name"]]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["serviceAccountToken"]["path"] == "token"
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+
+    role = find_one(manifests, "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    binding = find_one(manifests, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sdruntime-runtime", "namespace": "sdruntime"}
+    ]
+
+
+def test_pod_annotation_can_be_turned_off():
+    manifests = render(agent={"podAnnotation": {"enabled": False}})
+    validate_strict(manifests)
+    assert find(manifests, "Role") == find(manifests, "RoleBinding") == []
+    agent = container(manifests, "queue-agent")
+    assert env_of(agent)["AGENT_POD_ANNOTATION"] == "false"
+    assert [m["name"] for m in agent["volumeMounts"]] == ["agent-tmp"]
+    assert "POD_NAME" not in env_of(agent)
+
+
+def test_task_and_shutdown_budgets_follow_max_task_seconds():
+    manifests = render(maxTaskSeconds=1800, terminationGracePeriodSeconds=1900)
+    env = env_of(container(manifests, "queue-agent"))
+    assert env["AGENT_TASK_TIMEOUT_SECONDS"] == env["AGENT_SHUTDOWN_GRACE_SECONDS"] == "1800"
+    assert pod_spec(manifests)["terminationGracePeriodSeconds"] == 1900
 
 
 def test_agent_settings_pass_through_and_optional_variables():
@@ -306,7 +369,7 @@ def test_agent_runs_non_root_with_a_read_only_root_filesystem(runtime_manifests)
         assert ctx["readOnlyRootFilesystem"] is True
         assert ctx["allowPrivilegeEscalation"] is False
         assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert {"name": "agent-tmp", "mountPath": "/tmp"} in agent["volumeMounts"]
+        assert {"name": "agent-tmp", "mountPath": "/tmp"} in agent["volumeMounts"]  # noqa: S108
         (tmp,) = [v for v in pod_spec(manifests)["volumes"] if v["name"] == "agent-tmp"]
         assert "emptyDir" in tmp
 
@@ -314,14 +377,20 @@ def test_agent_runs_non_root_with_a_read_only_root_filesystem(runtime_manifests)
 def test_service_account_is_created_with_the_configured_name(runtime_manifests):
     for runtime, manifests in runtime_manifests.items():
         account = find_one(manifests, "ServiceAccount")
-        assert account["metadata"] == {**account["metadata"], "name": f"{runtime}-runtime", "namespace": runtime}
+        assert account["metadata"] == {
+            **account["metadata"],
+            "name": f"{runtime}-runtime",
+            "namespace": runtime,
+        }
         assert pod_spec(manifests)["serviceAccountName"] == f"{runtime}-runtime"
 
 
 def test_pods_tolerate_the_gpu_and_runtime_taints_and_need_their_pool(runtime_manifests):
     for runtime, manifests in runtime_manifests.items():
         spec = pod_spec(manifests)
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+            "tolerations"
+        ]
         assert {
             "key": "sd.runtime",
             "operator": "Equal",
@@ -344,7 +413,9 @@ def test_grace_period_covers_the_longest_task(runtime_manifests):
     spec = pod_spec(runtime_manifests["sdruntime"])
     assert spec["terminationGracePeriodSeconds"] == 900
     assert spec["terminationGracePeriodSeconds"] >= 600 + 30
-    script = container(runtime_manifests["sdruntime"], "runtime")["lifecycle"]["preStop"]["exec"]["command"]
+    script = container(runtime_manifests["sdruntime"], "runtime")["lifecycle"]["preStop"]["exec"][
+        "command"
+    ]
     assert script[:2] == ["python3", "-c"]
     assert "deadline = time.monotonic() + 870" in script[2]
     assert "lifecycle" not in container(runtime_manifests["sdruntime"], "queue-agent")
@@ -368,10 +439,15 @@ def test_pdb_selects_the_runtime_pods(runtime_manifests):
 class _AgentHealth(http.server.BaseHTTPRequestHandler):
     busy_until = 0.0
     requests = 0
+    missing = False
+    server: http.server.ThreadingHTTPServer
 
-    def do_GET(self):  # noqa: N802 (http.server naming)
+    def do_GET(self):
         type(self).requests += 1
-        status = 503 if time.monotonic() < type(self).busy_until else 200
+        if type(self).missing:
+            status = 404
+        else:
+            status = 503 if time.monotonic() < type(self).busy_until else 200
         self.send_response(status)
         self.end_headers()
 
@@ -383,6 +459,7 @@ class _AgentHealth(http.server.BaseHTTPRequestHandler):
 def agent_health() -> Iterator[tuple[int, type[_AgentHealth]]]:
     handler = type("Handler", (_AgentHealth,), {"busy_until": 0.0, "requests": 0})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -413,13 +490,33 @@ def test_pre_stop_returns_at_once_when_the_agent_is_idle(agent_health):
     assert handler.requests == 1
 
 
-def test_pre_stop_returns_when_the_agent_has_exited(agent_health):
-    port, _ = agent_health
-    free_port = port + 1 if port < 65535 else port - 1
-    # Nothing listens on free_port (or, rarely, something unrelated answers): either way
-    # the hook must not wait out the grace period.
-    result = subprocess.run([sys.executable, "-c", _pre_stop_script(free_port)], timeout=60)
+def test_pre_stop_without_an_idle_endpoint_waits_for_the_agent_to_exit(agent_health):
+    port, handler = agent_health
+    handler.missing = True  # an agent without /idle answers 404: wait until it exits
+    server_gone = threading.Event()
+
+    def stop_agent_later() -> None:
+        time.sleep(3)
+        handler.server.shutdown()
+        handler.server.server_close()
+        server_gone.set()
+
+    threading.Thread(target=stop_agent_later, daemon=True).start()
+    subprocess.run([sys.executable, "-c", _pre_stop_script(port)], check=True, timeout=60)
+    assert server_gone.is_set()
+    assert handler.requests >= 2
+
+
+def test_pre_stop_returns_when_the_agent_has_exited():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _pre_stop_script(closed_port)], check=False, timeout=60
+    )
     assert result.returncode == 0
+    assert time.monotonic() - started < 30  # did not wait out the grace period
 
 
 # --------------------------------------------------------------------------------------
@@ -456,17 +553,28 @@ def test_missing_required_values_fail_rendering(path, message):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"terminationGracePeriodSeconds": 300}, r"terminationGracePeriodSeconds \(300\) must be >= maxTaskSeconds"),
+        (
+            {"terminationGracePeriodSeconds": 300},
+            r"terminationGracePeriodSeconds \(300\) must be >= maxTaskSeconds",
+        ),
         ({"maxTaskSeconds": 3600}, "must be >= maxTaskSeconds"),
-        ({"scaling": {"minReplicaCount": 5}}, r"minReplicaCount \(5\) must be <= scaling.maxReplicaCount"),
+        (
+            {"scaling": {"minReplicaCount": 5}},
+            r"minReplicaCount \(5\) must be <= scaling.maxReplicaCount",
+        ),
         ({"scaling": {"fallback": {"replicas": 9}}}, r"fallback.replicas \(9\) must be <="),
         ({"runtime": {"type": "invokeai"}}, "type"),
         ({"runtime": {"name": "Bad_Name"}}, "name"),
         ({"agent": {"env": {"LOG_LEVEL": "debug"}}}, "LOG_LEVEL"),
         ({"agent": {"env": {"AGENT_HEALTH_PORT": "9000"}}}, "AGENT_HEALTH_PORT"),
+        ({"agent": {"env": {"AGENT_TASK_TIMEOUT_SECONDS": "60"}}}, "AGENT_TASK_TIMEOUT_SECONDS"),
+        ({"agent": {"env": {"AGENT_POD_ANNOTATION": "false"}}}, "AGENT_POD_ANNOTATION"),
         ({"agent": {"healthPort": 8080}}, "healthPort"),
         ({"agent": {"securityContext": {"runAsNonRoot": False}}}, "runAsNonRoot"),
-        ({"agent": {"securityContext": {"readOnlyRootFilesystem": False}}}, "readOnlyRootFilesystem"),
+        (
+            {"agent": {"securityContext": {"readOnlyRootFilesystem": False}}},
+            "readOnlyRootFilesystem",
+        ),
         ({"models": {"prefix": "models"}}, "prefix"),
         ({"models": {"prefix": "/models/"}}, "prefix"),
         ({"models": {"extraMountOptions": ["allow-delete"]}}, "extraMountOptions"),

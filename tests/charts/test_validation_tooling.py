@@ -93,23 +93,50 @@ def _all(*mutations: Mutation) -> Mutation:
 
 
 EC2NODECLASS_CASES = {
-    "role and instanceProfile together": (_set("instanceProfile", "node-profile"), "exactly one of"),
+    "role and instanceProfile together": (
+        _set("instanceProfile", "node-profile"),
+        "exactly one of",
+    ),
     "neither role nor instanceProfile": (_delete("role"), "exactly one of"),
     "empty role": (_set("role", ""), "role cannot be empty"),
-    "alias beside another term": (_append("amiSelectorTerms", {"id": "ami-0123456789"}), "alias' is mutually exclusive"),
-    "alias with tags in one term": (_set("amiSelectorTerms.0.tags", {"a": "b"}), "alias' is mutually exclusive"),
+    "alias beside another term": (
+        _append("amiSelectorTerms", {"id": "ami-0123456789"}),
+        "alias' is mutually exclusive",
+    ),
+    "alias with tags in one term": (
+        _set("amiSelectorTerms.0.tags", {"a": "b"}),
+        "alias' is mutually exclusive",
+    ),
     "alias without version": (_set("amiSelectorTerms.0.alias", "bottlerocket"), "family@version"),
     "unsupported alias family": (_set("amiSelectorTerms.0.alias", "ubuntu@v1"), "not supported"),
-    "windows alias pinned": (_set("amiSelectorTerms.0.alias", "windows2022@v1"), "only use 'latest'"),
+    "windows alias pinned": (
+        _set("amiSelectorTerms.0.alias", "windows2022@v1"),
+        "only use 'latest'",
+    ),
     "amiFamily disagrees with alias": (_set("amiFamily", "AL2023"), "'Bottlerocket' or 'Custom'"),
-    "no alias and no amiFamily": (_set("amiSelectorTerms", [{"name": "my-ami"}]), "must specify amiFamily"),
+    "no alias and no amiFamily": (
+        _set("amiSelectorTerms", [{"name": "my-ami"}]),
+        "must specify amiFamily",
+    ),
     "empty ami term": (_set("amiSelectorTerms", [{}]), "expected at least one of"),
     "no subnet terms": (_set("subnetSelectorTerms", []), "subnetSelectorTerms cannot be empty"),
-    "subnet id with tags": (_set("subnetSelectorTerms.0.id", "subnet-0abc"), "'id' is mutually exclusive"),
-    "empty subnet tag value": (_set("subnetSelectorTerms.0.tags", {"karpenter.sh/discovery": ""}), "empty tag values"),
+    "subnet id with tags": (
+        _set("subnetSelectorTerms.0.id", "subnet-0abc"),
+        "'id' is mutually exclusive",
+    ),
+    "empty subnet tag value": (
+        _set("subnetSelectorTerms.0.tags", {"karpenter.sh/discovery": ""}),
+        "empty tag values",
+    ),
     "no security group terms": (_set("securityGroupSelectorTerms", []), "cannot be empty"),
-    "security group name with tags": (_set("securityGroupSelectorTerms.0.name", "sg"), "'name' is mutually exclusive"),
-    "two root volumes": (_set("blockDeviceMappings.1.rootVolume", True), "only one blockDeviceMappings with rootVolume"),
+    "security group name with tags": (
+        _set("securityGroupSelectorTerms.0.name", "sg"),
+        "'name' is mutually exclusive",
+    ),
+    "two root volumes": (
+        _set("blockDeviceMappings.1.rootVolume", True),
+        "only one blockDeviceMappings with rootVolume",
+    ),
     "ebs without size or snapshot": (
         lambda spec: spec["blockDeviceMappings"][1]["ebs"].pop("volumeSize"),
         "snapshotID or volumeSize",
@@ -119,7 +146,10 @@ EC2NODECLASS_CASES = {
         "snapshotID must be set when volumeInitializationRate",
     ),
     "restricted tag": (_set("tags", {"karpenter.sh/nodeclaim": "x"}), "restricted tag"),
-    "cluster ownership tag": (_set("tags", {"kubernetes.io/cluster/sd-async": "owned"}), "restricted tag"),
+    "cluster ownership tag": (
+        _set("tags", {"kubernetes.io/cluster/sd-async": "owned"}),
+        "restricted tag",
+    ),
 }
 
 
@@ -131,13 +161,22 @@ def test_ec2nodeclass_cel_checks_catch(node_class, case):
 
 
 NODEPOOL_CASES = {
-    "In without values": (_set("template.spec.requirements.1.values", []), "must have a value defined"),
+    "In without values": (
+        _set("template.spec.requirements.1.values", []),
+        "must have a value defined",
+    ),
     "Gt with a non-integer": (
-        _append("template.spec.requirements", {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["one"]}),
+        _append(
+            "template.spec.requirements",
+            {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["one"]},
+        ),
         "single positive integer",
     ),
     "Gt with two values": (
-        _append("template.spec.requirements", {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["1", "2"]}),
+        _append(
+            "template.spec.requirements",
+            {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["1", "2"]},
+        ),
         "single positive integer",
     ),
     "minValues above the values": (_set("template.spec.requirements.1.minValues", 5), "minValues"),
@@ -146,20 +185,33 @@ NODEPOOL_CASES = {
         'label domain "karpenter.sh" is restricted',
     ),
     "nodepool requirement": (
-        _append("template.spec.requirements", {"key": "karpenter.sh/nodepool", "operator": "Exists"}),
+        _append(
+            "template.spec.requirements", {"key": "karpenter.sh/nodepool", "operator": "Exists"}
+        ),
         '"karpenter.sh/nodepool" is restricted',
     ),
     "hostname requirement": (
-        _append("template.spec.requirements", {"key": "kubernetes.io/hostname", "operator": "Exists"}),
+        _append(
+            "template.spec.requirements", {"key": "kubernetes.io/hostname", "operator": "Exists"}
+        ),
         '"kubernetes.io/hostname" is restricted',
     ),
     "unknown karpenter.k8s.aws label": (
         _set("template.metadata.labels", {"karpenter.k8s.aws/made-up": "x"}),
         'label domain "karpenter.k8s.aws" is restricted',
     ),
-    "schedule without duration": (_set("disruption.budgets", [{"nodes": "0", "schedule": "@daily"}]), "'schedule' must be set with 'duration'"),
-    "empty nodeClassRef name": (_set("template.spec.nodeClassRef.name", ""), "name may not be empty"),
-    "weight on a static pool": (_set("replicas", 2), "'weight' is not supported on static NodePools"),
+    "schedule without duration": (
+        _set("disruption.budgets", [{"nodes": "0", "schedule": "@daily"}]),
+        "'schedule' must be set with 'duration'",
+    ),
+    "empty nodeClassRef name": (
+        _set("template.spec.nodeClassRef.name", ""),
+        "name may not be empty",
+    ),
+    "weight on a static pool": (
+        _set("replicas", 2),
+        "'weight' is not supported on static NodePools",
+    ),
     "gpu limit on a static pool": (
         _all(_set("replicas", 2), lambda spec: spec.pop("weight")),
         "only 'limits.nodes'",
@@ -177,21 +229,28 @@ def test_nodepool_cel_checks_catch(node_pool, case):
 def test_nodepool_allows_well_known_karpenter_aws_labels(node_pool):
     ok = mutated(
         node_pool,
-        _append("template.spec.requirements", {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]}),
+        _append(
+            "template.spec.requirements",
+            {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]},
+        ),
     )
     assert check_cel_rules(ok) == []
 
 
 def test_scaledobject_checks_catch_min_above_max_and_fallback_without_average_value(scaled_object):
     problems = check_cel_rules(mutated(scaled_object, _set("minReplicaCount", 9)))
-    assert any("minReplicaCount must be less than or equal to maxReplicaCount" in p for p in problems)
+    assert any(
+        "minReplicaCount must be less than or equal to maxReplicaCount" in p for p in problems
+    )
     problems = check_cel_rules(mutated(scaled_object, _set("triggers.0.metricType", "Value")))
     assert any("fallback is only supported with metricType AverageValue" in p for p in problems)
 
 
 def test_triggerauthentication_check_catches_role_arn_with_identity_owner(trigger_auth):
     bad = mutated(trigger_auth, _set("podIdentity.roleArn", "arn:aws:iam::123456789012:role/r"))
-    assert check_cel_rules(bad) == ["spec.podIdentity: roleArn and identityOwner are mutually exclusive"]
+    assert check_cel_rules(bad) == [
+        "spec.podIdentity: roleArn and identityOwner are mutually exclusive"
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -227,7 +286,7 @@ def test_built_in_kinds_are_validated_strictly(runtime_manifests):
 
 def test_unknown_kinds_are_errors_not_skipped():
     manifest = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    with pytest.raises(ManifestValidationError, match="no schema for example.com/v1 Widget"):
+    with pytest.raises(ManifestValidationError, match=r"no schema for example\.com/v1 Widget"):
         validate_strict([manifest])
 
 
@@ -241,7 +300,11 @@ def test_close_schema_keeps_preserve_unknown_fields_open():
         "type": "object",
         "properties": {
             "a": {"type": "object", "properties": {"b": {"type": "string"}}},
-            "open": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"c": {}}},
+            "open": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {"c": {}},
+            },
             "map": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     }

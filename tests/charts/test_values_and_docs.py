@@ -32,7 +32,12 @@ def test_each_release_has_a_defaults_file(release):
 @pytest.mark.parametrize("chart", CHARTS)
 def test_local_defaults_alone_are_refused_for_want_of_required_values(chart):
     with pytest.raises(ChartRenderError, match="missing propert"):
-        render_chart(CHARTS_DIR / chart, load_values_file(HELM_VALUES_DIR / f"{chart}.yaml"), chart, "default")
+        render_chart(
+            CHARTS_DIR / chart,
+            load_values_file(HELM_VALUES_DIR / f"{chart}.yaml"),
+            chart,
+            "default",
+        )
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -44,7 +49,11 @@ def test_defaults_file_only_sets_keys_the_chart_schema_knows(chart):
         for key, value in values.items():
             assert key in props, f"{path}{key} is not in {chart}/values.schema.json"
             child = _resolve(schema, props[key])
-            if isinstance(value, dict) and child.get("properties") and child.get("additionalProperties") is False:
+            if (
+                isinstance(value, dict)
+                and child.get("properties")
+                and child.get("additionalProperties") is False
+            ):
                 yield from walk(value, child, f"{path}{key}.")
 
     list(walk(load_values_file(HELM_VALUES_DIR / f"{chart}.yaml"), schema, ""))
@@ -58,7 +67,9 @@ def test_karpenter_defaults_place_the_controller_on_system_nodes():
     assert values["serviceAccount"] == {"create": True, "name": "karpenter"}
     assert values["controller"]["resources"]["requests"]
     # Placeholders the KarpenterGpuPool construct fills.
-    assert {k: values["settings"][k] for k in ("clusterName", "clusterEndpoint", "interruptionQueue")} == {
+    assert {
+        k: values["settings"][k] for k in ("clusterName", "clusterEndpoint", "interruptionQueue")
+    } == {
         "clusterName": "",
         "clusterEndpoint": "",
         "interruptionQueue": "",
@@ -77,7 +88,10 @@ def test_keda_defaults_place_the_operator_on_system_nodes_with_pod_identity():
 
 @pytest.mark.parametrize(
     ("chart", "values"),
-    [("gpu-nodepool", pool_values("sdruntime", "sdruntime")), ("sd-runtime", runtime_values("sdruntime", "sdwebui"))],
+    [
+        ("gpu-nodepool", pool_values("sdruntime", "sdruntime")),
+        ("sd-runtime", runtime_values("sdruntime", "sdwebui")),
+    ],
 )
 def test_helm_lint_is_clean(chart, values):
     report = helm.lint(str(CHARTS_DIR / chart), values, strict=True, namespace="sdruntime")
@@ -147,7 +161,15 @@ def test_readme_documents_every_value(chart):
     schema = json.loads((CHARTS_DIR / chart / "values.schema.json").read_text(encoding="utf-8"))
     documented = documented_paths(CHARTS_DIR / chart / "README.md")
     assert documented, "README has no values table"
-    missing = [p for p in value_paths(schema) if not any(d == p or d.startswith(f"{p}.") for d in documented)]
+    missing = [
+        p
+        for p in value_paths(schema)
+        if not any(d == p or d.startswith(f"{p}.") for d in documented)
+    ]
     assert missing == []
-    unknown = [d for d in documented if not any(d == p or d.startswith(f"{p}.") for p in value_paths(schema))]
+    unknown = [
+        d
+        for d in documented
+        if not any(d == p or d.startswith(f"{p}.") for p in value_paths(schema))
+    ]
     assert unknown == []
