@@ -251,3 +251,21 @@ class AgentProcess:
                 self.terminate(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def assert_finished_once(stack: Stack, task_id: str, status: str, timeout: float = 30,
+                         settle: float = 1.5) -> dict[str, Any]:
+    """The task ended exactly once with ``status``: one result message, a final record with
+    ``result_published``, and no message of it left on the input queue. Returns the result."""
+    result = stack.wait_result(task_id, timeout)
+    time.sleep(settle)  # a duplicate result would arrive within this
+    results = stack.results_for(task_id)
+    assert len(results) == 1, f"{len(results)} result messages for {task_id}: {results}"
+    assert result["status"] == status, result
+    assert result["result"] is (status == "completed")
+    assert result["_attributes"] == {"runtime": result["runtime"], "status": status}
+    record = wait_for(lambda: (r := stack.record(task_id)) and r.get("result_published") and r,
+                      10, f"result_published on {task_id}")
+    assert record["status"] == status
+    assert wait_for(lambda: stack.queue_counts() == (0, 0), 15, "the input queue to be empty")
+    return result

@@ -1,0 +1,212 @@
+"""Integration: ``python -m agent`` against the emulator and the fake runtimes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import requests
+
+from tests.agent.harness import assert_finished_once, task, wait_for
+from tests.fakes.base import render_png
+from tests.fakes.comfyui import text_to_image_workflow
+
+pytestmark = pytest.mark.emulator
+
+
+def test_text_to_image_end_to_end(stack, sdwebui, start_agent) -> None:
+    start_agent(stack, sdwebui.url)
+    stack.publish(task("t2i-1", content={"prompt": "a dog", "width": 64, "height": 64,
+                                         "batch_size": 2, "seed": 5}))
+    result = assert_finished_once(stack, "t2i-1", "completed")
+    prefix = f"s3://{stack.bucket}/output/t2i-1"
+    assert result["image_url"] == [f"{prefix}/image-0.png", f"{prefix}/image-1.png"]
+    assert result["output_url"] == f"{prefix}/result.json"
+    assert result["context"] == {"user": "u1"}
+    assert result["error"] is None
+    assert set(result["timings"]) == {"queue_wait", "download", "inference", "upload", "total"}
+    assert result["timings"]["inference"] >= 0.05  # the fake's 50 ms per image, two images
+    objects = stack.objects("output/t2i-1/")
+    assert sorted(objects) == ["output/t2i-1/image-0.png", "output/t2i-1/image-1.png",
+                               "output/t2i-1/result.json"]
+    assert objects["output/t2i-1/image-0.png"].startswith(b"\x89PNG")
+    assert stack.content_type("output/t2i-1/image-0.png") == "image/png"
+    doc = json.loads(objects["output/t2i-1/result.json"])
+    assert doc["status"] == "completed" and doc["seeds"] == [5, 6]
+    assert doc["parameters"]["prompt"] == "a dog"
+    assert doc["info"]["all_seeds"] == [5, 6]
+    record = stack.record("t2i-1")
+    assert record["attempts"] == 1
+    assert record["images"] == result["image_url"]
+    assert set(record["timings"]) == set(result["timings"])
+    assert record["runtime"] == "sdruntime" and record["tasktype"] == "text-to-image"
+    assert record["output_location"] == prefix
+
+
+def test_image_to_image_from_s3_and_raw_body(stack, sdwebui, start_agent) -> None:
+    png = render_png("i2i-input", 20, 20)
+    stack.s3.put_object(Bucket=stack.bucket, Key="inputs/in.png", Body=png)
+    start_agent(stack, sdwebui.url)
+    body = task("i2i-1", "image-to-image", {
+        "prompt": "keep s3://other/never-fetched.png in the prompt",
+        "init_images": [f"s3://{stack.bucket}/inputs/in.png"], "width": 64, "height": 64})
+    stack.send_raw(json.dumps(body))  # raw delivery (no SNS envelope)
+    result = assert_finished_once(stack, "i2i-1", "completed")
+    assert len(result["image_url"]) == 1
+    doc = json.loads(stack.objects("output/i2i-1/result.json")["output/i2i-1/result.json"])
+    assert doc["parameters"]["prompt"] == "keep s3://other/never-fetched.png in the prompt"
+    assert "init_images" not in json.dumps(doc["info"])
+
+
+def test_extras_and_legacy_v1alpha1(stack, sdwebui, start_agent) -> None:
+    png = render_png("extras-input", 20, 20)
+    stack.s3.put_object(Bucket=stack.bucket, Key="inputs/e.png", Body=png)
+    url = f"s3://{stack.bucket}/inputs/e.png"
+    start_agent(stack, sdwebui.url)
+    stack.publish(task("ex-1", "extra-single-image", {"image": url, "upscaler_1": "Lanczos"}))
+    stack.publish(task("ex-2", "extra-batch-images", {
+        "imageList": [{"data": url, "name": "a"},
+                      {"data": base64.b64encode(png).decode(), "name": "b"}]}))
+    stack.send_raw(json.dumps({
+        "prompt": "legacy", "steps": 4, "width": 64, "height": 64,
+        "alwayson_scripts": {"task": "image-to-image", "id_task": "legacy-1",
+                             "sd_model_checkpoint": "v1-5-pruned-emaonly.safetensors",
+                             "save_dir": "v1out", "image_link": url}}))
+    assert len(assert_finished_once(stack, "ex-1", "completed")["image_url"]) == 1
+    assert len(assert_finished_once(stack, "ex-2", "completed")["image_url"]) == 2
+    legacy = assert_finished_once(stack, "legacy-1", "completed")
+    assert legacy["image_url"] == [f"s3://{stack.bucket}/v1out/legacy-1/image-0.png"]
+
+
+def test_claim_checked_task(stack, sdwebui, start_agent) -> None:
+    full = task("claim-1", content={"prompt": "x" * 1000, "width": 64, "height": 64})
+    key = "_requests/claim-1/abc.json"
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps(full).encode())
+    start_agent(stack, sdwebui.url)
+    stack.publish({"metadata": full["metadata"], "content_ref": f"s3://{stack.bucket}/{key}"})
+    assert_finished_once(stack, "claim-1", "completed")
+    assert sdwebui.generations[0].prompt == "x" * 1000
+
+
+def test_comfyui_pipeline_with_input_image(stack, comfyui, image_host, start_agent) -> None:
+    workflow = text_to_image_workflow(seed=3)
+    workflow["11"] = {"class_type": "LoadImage", "inputs": {"image": f"{image_host.url}/img-in.png"}}
+    workflow["12"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["11", 0],
+                                                           "vae": ["4", 2]}}
+    start_agent(stack, comfyui.url, runtime_type="comfyui", AGENT_ALLOW_HTTP="true",
+                AGENT_INPUT_ALLOW_ADDRESSES="127.0.0.1/32")
+    stack.publish(task("cf-1", "pipeline", workflow))
+    result = assert_finished_once(stack, "cf-1", "completed")
+    assert result["image_url"] == [f"s3://{stack.bucket}/output/cf-1/image-0.png"]
+    assert comfyui.inputs["agent-cf-1-11.png"] == image_host.png
+    assert comfyui.history == {}
+
+
+def test_comfyui_failures_are_reported_with_details(stack, comfyui, start_agent) -> None:
+    start_agent(stack, comfyui.url, runtime_type="comfyui")
+    bad = text_to_image_workflow()
+    del bad["3"]["inputs"]["model"]
+    stack.publish(task("cf-bad", "pipeline", bad))
+    result = assert_finished_once(stack, "cf-bad", "failed")
+    assert result["error"]["code"] == "runtime_validation"
+    assert result["error"]["details"]["node_errors"]["3"]["class_type"] == "KSampler"
+    comfyui.fail_execution("VAEDecode", "ValueError", "bad latent")
+    stack.publish(task("cf-exec", "pipeline", text_to_image_workflow()))
+    failed = assert_finished_once(stack, "cf-exec", "failed")
+    assert failed["error"]["code"] == "execution_error"
+    assert failed["error"]["details"][0] == {"node_id": "8", "node_type": "VAEDecode",
+                                             "exception_type": "ValueError",
+                                             "exception_message": "bad latent"}
+    assert stack.record("cf-exec")["attempts"] == 1
+
+
+def test_heartbeat_keeps_a_long_task_invisible(stack, sdwebui, start_agent) -> None:
+    # The queue's visibility timeout is 4 s; the generation takes 9 s.
+    sdwebui.seconds_per_image = 9
+    agent = start_agent(stack, sdwebui.url, AGENT_TASK_TIMEOUT_SECONDS="30")
+    stack.publish(task("long-1"))
+    assert_finished_once(stack, "long-1", "completed", timeout=30)
+    assert stack.record("long-1")["attempts"] == 1
+    assert len(sdwebui.generations) == 1
+    assert [e["receive_count"] for e in agent.events("task_received")] == [1]
+    assert agent.events("heartbeat_failed") == []
+
+
+def test_pipelining_prepares_the_next_task_while_one_runs(stack, sdwebui, start_agent) -> None:
+    sdwebui.seconds_per_image = 1.0
+    for index in range(3):
+        stack.publish(task(f"pipe-{index}"))
+    agent = start_agent(stack, sdwebui.url)
+    for index in range(3):
+        assert_finished_once(stack, f"pipe-{index}", "completed", settle=0)
+    generations = sorted(sdwebui.generations, key=lambda g: g.started)
+    # The runtime never waited for the agent between tasks: AWS work overlapped generation.
+    gaps = [b.started - a.ended for a, b in zip(generations, generations[1:], strict=False)]
+    assert len(gaps) == 2 and all(gap < 0.2 for gap in gaps), gaps
+    received = {e["task_id"]: e["time"] for e in agent.events("task_received")}
+    finished = {e["task_id"]: e["time"] for e in agent.events("task_finished")}
+    order = sorted(received, key=received.get)
+    assert received[order[1]] < finished[order[0]]  # N+1 prefetched before N finished
+
+
+def test_malformed_messages_never_stop_the_loop(stack, sdwebui, start_agent) -> None:
+    agent = start_agent(stack, sdwebui.url)
+    stack.send_raw("this is not json")
+    stack.send_raw(json.dumps({"metadata": {"tasktype": "text-to-image"}, "content": {}}))
+    stack.send_raw(json.dumps({"metadata": {"id": "bad-type", "tasktype": "paint"},
+                               "content": {"prompt": "x"}}))
+    stack.publish(task("after-bad"))
+    failed = assert_finished_once(stack, "bad-type", "failed")
+    assert failed["error"]["code"] == "invalid_task"
+    assert "metadata.tasktype must be one of" in failed["error"]["message"]
+    assert_finished_once(stack, "after-bad", "completed")
+    assert len(agent.events("invalid_message")) == 3
+    assert [r["id"] for r in stack.results()] .count("bad-type") == 1
+    assert stack.dlq_bodies() == []
+    assert "this is not json" not in agent.output()  # payloads are not logged
+
+
+def test_health_endpoints(stack, sdwebui, start_agent) -> None:
+    sdwebui.die()
+    agent = start_agent(stack, sdwebui.url, wait_ready=False)
+    url = f"http://127.0.0.1:{agent.health_port}"
+    wait_for(lambda: _status(f"{url}/healthz") == 200, 20, "liveness")
+    assert _status(f"{url}/readyz") == 503  # the runtime does not answer yet
+    sdwebui.start()
+    wait_for(lambda: _status(f"{url}/readyz") == 200, 20, "readiness")
+    assert agent.terminate() == 0
+
+
+def _status(url: str) -> int:
+    try:
+        return requests.get(url, timeout=1).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_pod_is_protected_from_disruption_while_a_task_runs(stack, sdwebui, start_agent,
+                                                          tmp_path) -> None:
+    from tests.agent.fake_kube import FakeKubeApi  # noqa: PLC0415
+
+    kube = FakeKubeApi().start()
+    token_dir = tmp_path / "sa"
+    token_dir.mkdir()
+    (token_dir / "token").write_text("secret-token-value")
+    (token_dir / "namespace").write_text("sdruntime")
+    sdwebui.seconds_per_image = 2.0
+    try:
+        agent = start_agent(stack, sdwebui.url, AGENT_POD_ANNOTATION="true",
+                            AGENT_KUBE_API_URL=kube.url, POD_NAME="runtime-abc",
+                            AGENT_KUBE_SERVICEACCOUNT_DIR=str(token_dir))
+        stack.publish(task("kube-1"))
+        wait_for(lambda: kube.annotation("sdruntime", "runtime-abc") == "true", 10,
+                 "the do-not-disrupt annotation")
+        assert_finished_once(stack, "kube-1", "completed")
+        wait_for(lambda: kube.annotation("sdruntime", "runtime-abc") is None
+                 and kube.patches, 10, "the annotation to be removed")
+        assert kube.tokens == {"Bearer secret-token-value"}
+        assert "secret-token-value" not in agent.output()
+    finally:
+        kube.stop()
