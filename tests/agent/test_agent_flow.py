@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-import time
 
 import pytest
 import requests
@@ -92,7 +92,8 @@ def test_claim_checked_task(stack, sdwebui, start_agent) -> None:
 
 def test_comfyui_pipeline_with_input_image(stack, comfyui, image_host, start_agent) -> None:
     workflow = text_to_image_workflow(seed=3)
-    workflow["11"] = {"class_type": "LoadImage", "inputs": {"image": f"{image_host.url}/img-in.png"}}
+    workflow["11"] = {"class_type": "LoadImage",
+                      "inputs": {"image": f"{image_host.url}/img-in.png"}}
     workflow["12"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["11", 0],
                                                            "vae": ["4", 2]}}
     start_agent(stack, comfyui.url, runtime_type="comfyui", AGENT_ALLOW_HTTP="true",
@@ -143,7 +144,7 @@ def test_pipelining_prepares_the_next_task_while_one_runs(stack, sdwebui, start_
         assert_finished_once(stack, f"pipe-{index}", "completed", settle=0)
     generations = sorted(sdwebui.generations, key=lambda g: g.started)
     # The runtime never waited for the agent between tasks: AWS work overlapped generation.
-    gaps = [b.started - a.ended for a, b in zip(generations, generations[1:], strict=False)]
+    gaps = [b.started - a.ended for a, b in itertools.pairwise(generations)]
     assert len(gaps) == 2 and all(gap < 0.2 for gap in gaps), gaps
     received = {e["task_id"]: e["time"] for e in agent.events("task_received")}
     finished = {e["task_id"]: e["time"] for e in agent.events("task_finished")}

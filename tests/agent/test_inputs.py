@@ -44,7 +44,7 @@ def permissive(**env: str) -> InputFetcher:
     ("172.16.5.4", "private"),
     ("192.168.1.1", "private"),
     ("100.64.0.1", "not globally routable"),
-    ("0.0.0.0", "unspecified"),
+    ("0.0.0.0", "unspecified"),  # noqa: S104 - an address under test, not a bind
     ("224.0.0.251", "multicast"),
     ("240.0.0.1", "private"),  # Python counts 240/4 as private
     ("::1", "loopback"),
