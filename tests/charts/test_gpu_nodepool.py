@@ -81,6 +81,7 @@ def test_node_class_discovers_subnets_and_security_groups_by_cluster_tag(pool_ma
     discovery = [{"tags": {"karpenter.sh/discovery": CLUSTER}}]
     assert spec["subnetSelectorTerms"] == discovery
     assert spec["securityGroupSelectorTerms"] == discovery
+    assert spec["associatePublicIPAddress"] is False
 
 
 def test_node_class_volumes_are_encrypted_root_and_data(pool_manifests):
