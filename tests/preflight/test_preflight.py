@@ -201,7 +201,7 @@ def test_quota_below_largest_type_fails_with_increase_command(harness):
     assert on_demand.status is Status.FAIL
     assert on_demand.reason == (
         "Running On-Demand G and VT instances (L-DB2E81BA) is 64 vCPUs; the GPU pool may "
-        "need 192 (8 GPUs x 24 vCPUs per GPU (g6.48xlarge))"
+        "need 192 (8 GPUs x 24 vCPUs per GPU on g6.48xlarge)"
     )
     assert on_demand.fix == (
         "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code "
