@@ -329,8 +329,7 @@ def _ec2nodeclass_problems(spec: Mapping[str, Any]) -> list[str]:
         where = f"spec.amiSelectorTerms[{i}]"
         if not any(k in term for k in ("tags", "id", "name", "alias", "ssmParameter")):
             problems.append(
-                f"{where}: expected at least one of ['tags', 'id', 'name', 'alias', "
-                "'ssmParameter']"
+                f"{where}: expected at least one of ['tags', 'id', 'name', 'alias', 'ssmParameter']"
             )
         if "id" in term and any(k in term for k in ("alias", "tags", "name", "owner")):
             problems.append(f"{where}: 'id' is mutually exclusive with other fields")
@@ -355,13 +354,18 @@ def _ec2nodeclass_problems(spec: Mapping[str, Any]) -> list[str]:
             problems.append(f"spec.amiSelectorTerms.alias: family {family!r} is not supported")
         elif family.startswith("windows") and version != "latest":
             problems.append("spec.amiSelectorTerms.alias: windows families may only use 'latest'")
-        elif "amiFamily" in spec and spec["amiFamily"] not in ("Custom", _AMI_ALIAS_FAMILIES[family]):
+        elif "amiFamily" in spec and spec["amiFamily"] not in (
+            "Custom",
+            _AMI_ALIAS_FAMILIES[family],
+        ):
             problems.append(
                 f"spec.amiFamily: must be '{_AMI_ALIAS_FAMILIES[family]}' or 'Custom' when "
                 f"using a {family} alias"
             )
     if not aliases and "amiFamily" not in spec:
-        problems.append("spec: must specify amiFamily if amiSelectorTerms does not contain an alias")
+        problems.append(
+            "spec: must specify amiFamily if amiSelectorTerms does not contain an alias"
+        )
 
     subnets = spec.get("subnetSelectorTerms")
     if not subnets:
@@ -378,7 +382,9 @@ def _ec2nodeclass_problems(spec: Mapping[str, Any]) -> list[str]:
 
     groups = spec.get("securityGroupSelectorTerms")
     if not groups:
-        problems.append("spec.securityGroupSelectorTerms: securityGroupSelectorTerms cannot be empty")
+        problems.append(
+            "spec.securityGroupSelectorTerms: securityGroupSelectorTerms cannot be empty"
+        )
     for i, term in enumerate(groups or []):
         where = f"spec.securityGroupSelectorTerms[{i}]"
         if not any(k in term for k in ("tags", "id", "name")):
@@ -393,7 +399,9 @@ def _ec2nodeclass_problems(spec: Mapping[str, Any]) -> list[str]:
 
     mappings = spec.get("blockDeviceMappings") or []
     if sum(1 for m in mappings if m.get("rootVolume")) > 1:
-        problems.append("spec.blockDeviceMappings: must have only one blockDeviceMappings with rootVolume")
+        problems.append(
+            "spec.blockDeviceMappings: must have only one blockDeviceMappings with rootVolume"
+        )
     for i, mapping in enumerate(mappings):
         ebs = mapping.get("ebs")
         if ebs is None:
@@ -425,7 +433,7 @@ def _nodepool_problems(spec: Mapping[str, Any]) -> list[str]:
             problems.append(f"spec.disruption.budgets[{i}]: 'schedule' must be set with 'duration'")
 
     template = spec.get("template") or {}
-    for key in ((template.get("metadata") or {}).get("labels") or {}):
+    for key in (template.get("metadata") or {}).get("labels") or {}:
         problems.extend(_label_key_problems(key, "spec.template.metadata.labels"))
     tspec = template.get("spec") or {}
     ref = tspec.get("nodeClassRef") or {}
