@@ -394,7 +394,10 @@ def check_quota(ctx: _Context, code: str) -> CheckResult:
     except AWS_ERRORS as exc:  # classified in _could_not_check
         return _could_not_check(name, exc, "servicequotas:GetServiceQuota")
     have = int(quota)
-    sizing = f"{ctx.inputs.gpu_limit} GPUs x {need.vcpus_per_gpu:g} vCPUs per GPU on {need.instance_type}"
+    sizing = (
+        f"{ctx.inputs.gpu_limit} GPUs x {need.vcpus_per_gpu:g} vCPUs per GPU "
+        f"on {need.instance_type}"
+    )
     increase = (
         f"aws service-quotas request-service-quota-increase --service-code ec2 "
         f"--quota-code {code} --region {ctx.inputs.region} --desired-value "
