@@ -85,7 +85,9 @@ def _aws_provider(stack: TerraformStack, config: Config, emulation: Emulation | 
             skip_region_validation=True,
             s3_use_path_style=True,
             endpoints=[prov.AwsProviderEndpoints(
-                **{service: emulation.endpoint for service in EMULATED_SERVICES})],
+                # Python bindings spell the "lambda" endpoint "lambda_" (a keyword).
+                **{("lambda_" if service == "lambda" else service): emulation.endpoint
+                   for service in EMULATED_SERVICES})],
         )
     prov.AwsProvider(stack, "aws", **kwargs)
     # The bindings pin the exact provider they were generated from (5.99.1); users get any

@@ -268,7 +268,7 @@ class ServerlessIngress(Construct):
         # --- output bucket ----------------------------------------------------------------
         self._bucket = aws.s3_bucket.S3Bucket(
             self, "OutputBucket",
-            bucket_prefix=f"{name}-outputs-",
+            bucket=f"{name}-outputs-{identity.account_id}-{region.name}",
             force_destroy=props.force_destroy_outputs,
         )
         aws.s3_bucket_public_access_block.S3BucketPublicAccessBlock(

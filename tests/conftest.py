@@ -25,3 +25,51 @@ def emulator() -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
+
+
+class Synthesized:
+    """The example app, synthesized once per test session."""
+
+    def __init__(self, stack_dir) -> None:  # noqa: ANN001 - pathlib.Path
+        import json  # noqa: PLC0415
+
+        self.stack_dir = stack_dir
+        self.doc = json.loads((stack_dir / "cdk.tf.json").read_text())
+
+    def resources(self, rtype: str) -> dict:
+        return self.doc.get("resource", {}).get(rtype, {})
+
+    def data(self, dtype: str) -> dict:
+        return self.doc.get("data", {}).get(dtype, {})
+
+    def addresses(self) -> list[str]:
+        out = []
+        for block, prefix in (("resource", ""), ("data", "data.")):
+            for rtype, items in self.doc.get(block, {}).items():
+                out.extend(f"{prefix}{rtype}.{name}" for name in items)
+        return sorted(out)
+
+    def by_path(self, rtype: str, path_suffix: str) -> dict:
+        """The one resource of ``rtype`` whose construct path ends with ``path_suffix``."""
+        hits = [
+            body for body in {**self.resources(rtype), **self.data(rtype)}.values()
+            if body["//"]["metadata"]["path"].endswith(path_suffix)
+        ]
+        assert len(hits) == 1, f"{len(hits)} {rtype} with path ending {path_suffix!r}"
+        return hits[0]
+
+
+@pytest.fixture(scope="session")
+def example_config():
+    from constructs_lib.config import EXAMPLE_CONFIG, load_config  # noqa: PLC0415
+
+    return load_config(EXAMPLE_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory, example_config) -> Synthesized:
+    """``main.py``'s output for ``config.example.yaml`` (the import is paid once here)."""
+    from constructs_lib.app import synth  # noqa: PLC0415
+
+    outdir = tmp_path_factory.mktemp("cdktf.out")
+    return Synthesized(synth(example_config, outdir))

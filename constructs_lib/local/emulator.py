@@ -9,6 +9,8 @@ workarounds stay visible and removable once moto fixes the bug upstream.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,7 +44,98 @@ def apply_moto_fixes() -> list[str]:
 
 
 _APPLIED: list[str] = []
-_FIXES: list[Any] = []
+
+
+def _sqs_keep_policy_when_not_given() -> None:
+    """moto 5.2: SetQueueAttributes without ``Policy`` wipes the queue policy.
+
+    AWS leaves attributes that a call does not name untouched. Terraform's aws_sqs_queue
+    sets attributes without Policy (the policy is its own resource), so without this fix
+    every second plan wants to re-create the aws_sqs_queue_policy.
+    """
+    from moto.sqs.models import Queue  # noqa: PLC0415
+
+    original = Queue._set_attributes
+
+    def _set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        had_policy = getattr(self, "policy", None)
+        original(self, attributes, now)
+        if "Policy" not in attributes and had_policy is not None:
+            self.policy = had_policy
+
+    Queue._set_attributes = _set_attributes
+
+
+def _sqs_aws_shaped_redrive_attributes() -> None:
+    """moto 5.2: RedrivePolicy comes back as ``json.dumps`` with spaces, and
+    RedriveAllowPolicy is accepted but never returned.
+
+    AWS returns both as compact JSON. With moto's spacing Terraform sees a changed
+    redrive_policy on every plan; without RedriveAllowPolicy the provider waits forever
+    for aws_sqs_queue_redrive_allow_policy to converge.
+    """
+    from moto.sqs.models import Queue  # noqa: PLC0415
+
+    if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
+        Queue.BASE_ATTRIBUTES.append("RedriveAllowPolicy")  # asked for by name by Terraform
+        Queue.redrive_allow_policy = None
+    original = Queue.attributes
+
+    def attributes(self: Any) -> dict[str, Any]:
+        result = original.fget(self)
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+        allow = getattr(self, "redrive_allow_policy", None)
+        if allow:
+            parsed = json.loads(allow) if isinstance(allow, str) else allow
+            result["RedriveAllowPolicy"] = json.dumps(parsed, separators=(",", ":"))
+        return result
+
+    Queue.attributes = property(attributes)
+
+
+def _lambda_keep_kms_key_and_logging_config() -> None:
+    """moto 5.2: Lambda drops ``KMSKeyArn`` and ``LoggingConfig`` from a function.
+
+    AWS stores and returns both; without them every plan wants to set them again.
+    """
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+
+    original_init = LambdaFunction.__init__
+    original_get = LambdaFunction.get_configuration
+    original_update = LambdaFunction.update_configuration
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any,
+                 **kwargs: Any) -> None:
+        original_init(self, account_id, spec, *args, **kwargs)
+        self._sd_kms_key_arn = spec.get("KMSKeyArn")
+        self._sd_logging_config = spec.get("LoggingConfig")
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = original_get(self, *args, **kwargs)
+        if getattr(self, "_sd_kms_key_arn", None):
+            config["KMSKeyArn"] = self._sd_kms_key_arn
+        if getattr(self, "_sd_logging_config", None):
+            config["LoggingConfig"] = self._sd_logging_config
+        return config
+
+    def update_configuration(self: Any, updates: dict[str, Any]) -> dict[str, Any]:
+        if "KMSKeyArn" in updates:
+            self._sd_kms_key_arn = updates["KMSKeyArn"] or None
+        if "LoggingConfig" in updates:
+            self._sd_logging_config = updates["LoggingConfig"]
+        return original_update(self, updates)
+
+    LambdaFunction.__init__ = __init__
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction.update_configuration = update_configuration
+
+
+_FIXES: list[Any] = [
+    _sqs_keep_policy_when_not_given,
+    _sqs_aws_shaped_redrive_attributes,
+    _lambda_keep_kms_key_and_logging_config,
+]
 
 
 class _LatencyMiddleware:
