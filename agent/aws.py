@@ -38,9 +38,10 @@ def region_for(config: AgentConfig) -> str:
 def make_clients(config: AgentConfig) -> AwsClients:
     session = boto3.session.Session(region_name=region_for(config))
     pool = max(16, config.upload_workers * 2 + config.runtime_concurrency + 4)
-    # Standard retry mode: up to 3 attempts with backoff, for throttling, 5xx and
-    # connection errors; beyond that the task-level retry (SQS redelivery) takes over.
-    base = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5,
+    # Standard retry mode: 3 attempts in all, with backoff, for throttling, 5xx and
+    # connection errors; beyond that the agent's own retries (finish attempts, then SQS
+    # redelivery) take over.
+    base = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5,
                   read_timeout=30, max_pool_connections=pool)
     sqs_config = base.merge(Config(read_timeout=config.wait_time_seconds + 15))
     return AwsClients(

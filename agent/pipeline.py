@@ -373,7 +373,8 @@ class Pipeline:
             logs.event("duplicate_ignored", task_id=task.id, status=record.get("status"))
             self._delete(job)
             return
-        if self._age_seconds(record.get("updated_at")) < self._settle_seconds():
+        recent = self._age_seconds(record.get("updated_at")) < self._settle_seconds()
+        if recent and not self._last_attempt(job):
             # Another agent may be publishing this very moment: look again later.
             self._release(job, self._backoff(job))
             return

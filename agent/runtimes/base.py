@@ -105,11 +105,15 @@ def http_failure(response: requests.Response, what: str) -> Exception:
         detail = clip(response.text, 400)
     message = f"{what} failed with HTTP {status}"
     if isinstance(detail, dict):
-        summary = detail.get("error") or detail.get("detail") or detail.get("errors")
-        if isinstance(summary, dict):
-            summary = summary.get("message") or summary
-        if summary:
-            message += f": {clip(summary, 400)}"
+        parts = []
+        for key in ("error", "detail", "errors"):
+            value = detail.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value
+            if value:
+                parts.append(clip(value, 300))
+        if parts:
+            message += ": " + "; ".join(parts)
     details = detail if isinstance(detail, (dict, list)) else [detail]
     if status in (408, 429) or status >= 500:
         return TransientError("runtime_error", message, details)

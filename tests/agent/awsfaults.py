@@ -24,6 +24,7 @@ class Rule:
     operation: str
     remaining: float
     status: int = 500
+    skip: int = 0  # let this many matching calls through first
     hits: int = 0
 
 
@@ -34,8 +35,8 @@ class AwsFaults:
         self.calls: list[tuple[str, str]] = []
 
     def fail(self, service: str, operation: str, times: float = float("inf"),
-             status: int = 500) -> Rule:
-        rule = Rule(service, operation, times, status)
+             status: int = 500, skip: int = 0) -> Rule:
+        rule = Rule(service, operation, times, status, skip)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -61,6 +62,9 @@ class AwsFaults:
         with self._lock:
             for rule in self._rules:
                 if rule.service == service and rule.operation == operation and rule.remaining > 0:
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
                     rule.remaining -= 1
                     rule.hits += 1
                     return rule

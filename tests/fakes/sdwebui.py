@@ -303,3 +303,12 @@ class FakeSdWebUI(FakeServer):
                                        1, 64, 64, None, "")
             out.append(base64.b64encode(images[0]).decode())
         return Response(200, {"html_info": "<p>upscaled</p>", "images": out})
+
+
+def reference_images(fake: FakeSdWebUI, body: dict[str, Any]) -> list[bytes]:
+    """What the fake returns for ``body`` (txt2img), asked directly: the expected outputs."""
+    import requests  # noqa: PLC0415
+
+    answer = requests.post(f"{fake.url}/sdapi/v1/txt2img", json=body, timeout=30)
+    answer.raise_for_status()
+    return [base64.b64decode(image) for image in answer.json()["images"]]
