@@ -341,8 +341,7 @@ def v1alpha1(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
     image_link = scripts.get("image_link", _MISSING)
     if image_link is not _MISSING and (not isinstance(image_link, str) or not image_link):
         problems.add("alwayson_scripts.image_link", "must be a non-empty string (the image URL)")
-        image_link = _MISSING
-    if tasktype == "image-to-image" and image_link is _MISSING and not body.get("init_images"):
+    elif tasktype == "image-to-image" and image_link is _MISSING and not body.get("init_images"):
         problems.add("alwayson_scripts.image_link", "is required for image-to-image")
     problems.raise_if_any()
     assert tasktype and task_id and checkpoint and runtime and prefix
