@@ -214,17 +214,20 @@ class FakeSdWebUI(FakeServer):
 
     def _generate(self, endpoint: str, key: str, count: int, width: int, height: int,
                   seed: int | None, prompt: str) -> tuple[list[bytes], Generation]:
+        size = (max(8, min(width, self.max_side)), max(8, min(height, self.max_side)))
         with self._gpu:
             self._interrupt.clear()
+            started = time.monotonic()
             record = Generation(endpoint, time.time(), seed=seed, prompt=prompt,
                                 model=self.state.current, images=count)
             self.state.generations.append(record)
-            interrupted = self._interrupt.wait(self._per_image() * count)
+            # Encoding the images is part of the fixed time per image, as on the real server.
+            images = [render_png(f"{key}|{self.state.current}|{i}", *size, noise=self.noise)
+                      for i in range(count)]
+            remaining = self._per_image() * count - (time.monotonic() - started)
+            interrupted = self._interrupt.wait(max(0.0, remaining))
             record.ended = time.time()
             record.interrupted = interrupted
-        size = (max(8, min(width, self.max_side)), max(8, min(height, self.max_side)))
-        images = [render_png(f"{key}|{self.state.current}|{i}", *size, noise=self.noise)
-                  for i in range(count)]
         return images, record
 
     def _decode(self, data: Any) -> bytes | Response:
