@@ -292,15 +292,20 @@ def runtime_for_checkpoint(checkpoint: str, runtimes: Mapping[str, Runtime]) -> 
     return None
 
 
+# Where the WebUI API takes the input image of a legacy task that names it by image_link.
+_IMAGE_FIELDS = {"image-to-image": "init_images", "extra-single-image": "image"}
+
+
 def v1alpha1(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
     """Validate a legacy ``POST /v1alpha1`` body and map it onto a v1alpha2 task.
 
     The body is a WebUI API body whose ``alwayson_scripts`` also carries ``task``,
-    ``id_task``, ``sd_model_checkpoint``, ``save_dir`` and (image-to-image) ``image_link``.
+    ``id_task``, ``sd_model_checkpoint``, ``save_dir`` and (image input) ``image_link``.
     As in the reference, the published task is ``{"metadata": {"id": id_task, "runtime",
     "tasktype": task, "prefix": save_dir, "context": {}}, "content": <the body>}``, routed to
-    the runtime that serves the checkpoint; ``init_images`` is filled from ``image_link``
-    when the body has none.
+    the runtime that serves the checkpoint. ``image_link`` is also copied to where the WebUI
+    API expects the input image when the body has none there: ``init_images`` for
+    image-to-image, ``image`` for extra-single-image.
     """
     problems = Problems()
     if (
@@ -339,19 +344,18 @@ def v1alpha1(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
             )
     prefix = check_prefix(scripts.get("save_dir", _MISSING), "alwayson_scripts.save_dir", problems)
     image_link = scripts.get("image_link", _MISSING)
+    image_field = _IMAGE_FIELDS.get(tasktype or "")
     if image_link is not _MISSING and (not isinstance(image_link, str) or not image_link):
         problems.add("alwayson_scripts.image_link", "must be a non-empty string (the image URL)")
-    elif tasktype == "image-to-image" and image_link is _MISSING and not body.get("init_images"):
-        problems.add("alwayson_scripts.image_link", "is required for image-to-image")
+    elif image_field and image_link is _MISSING and not body.get(image_field):
+        problems.add(
+            "alwayson_scripts.image_link", f"is required for {tasktype} (or give {image_field})"
+        )
     problems.raise_if_any()
     assert tasktype and task_id and checkpoint and runtime and prefix
     content = copy.deepcopy(body)
-    if (
-        tasktype == "image-to-image"
-        and image_link is not _MISSING
-        and not content.get("init_images")
-    ):
-        content["init_images"] = [image_link]
+    if image_field and image_link is not _MISSING and not content.get(image_field):
+        content[image_field] = [image_link] if image_field == "init_images" else image_link
     metadata = {
         "id": task_id,
         "runtime": runtime.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -300,12 +301,21 @@ class Account:
         }
 
 
+@functools.cache
+def _session() -> boto3.Session:
+    """One boto3 session for the test process: it caches the parsed service models."""
+    return boto3.Session()
+
+
 @contextlib.contextmanager
 def emulated_account(**overrides: str) -> Iterator[Account]:
     """moto in process, the resources, the handlers' environment; all undone on exit."""
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SNS"):
             patch.delenv(name, raising=False)
+        # mock_aws drops boto3's default session; reusing one keeps client creation cheap
+        # (the handlers still create their clients through boto3.client, as in Lambda).
+        patch.setattr(boto3, "DEFAULT_SESSION", _session())
         aws.reset_clients()
         account = Account()
         for name, value in {**account.environment(), **overrides}.items():

@@ -328,7 +328,7 @@ def v1alpha1_cases(draw: st.DrawFn) -> Case:
     }
     if draw(st.booleans()):
         scripts["save_dir"] = draw(given_prefixes)
-    if tasktype == "image-to-image" or draw(st.booleans()):
+    if tasktype in ("image-to-image", "extra-single-image") or draw(st.booleans()):
         scripts["image_link"] = "https://example.com/" + draw(segments)
     body = {"alwayson_scripts": scripts, **draw(webui_content)}
     body["alwayson_scripts"] = scripts  # generated keys never replace the scripts
@@ -413,6 +413,8 @@ def expected_task(case: Case) -> tuple[str, str, str]:
         content = json.loads(json.dumps(body))
         if scripts["task"] == "image-to-image":
             content["init_images"] = [scripts["image_link"]]
+        if scripts["task"] == "extra-single-image" and not content.get("image"):
+            content["image"] = scripts["image_link"]
         metadata = {
             "id": scripts["id_task"],
             "runtime": runtime,

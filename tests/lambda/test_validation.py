@@ -406,6 +406,31 @@ def test_v1alpha1_image_link_fills_init_images() -> None:
     assert sub.prefix == "output"  # no save_dir
 
 
+def test_v1alpha1_image_link_fills_image_for_extra_single_image() -> None:
+    body = fixture("v1alpha1/i2i.json")
+    body["alwayson_scripts"]["task"] = "extra-single-image"
+    sub = validation.v1alpha1(body, CONFIGURED)
+    assert sub.task["content"]["image"] == body["alwayson_scripts"]["image_link"]
+    assert "init_images" not in sub.task["content"]
+    del body["alwayson_scripts"]["image_link"]
+    details = problems_of(validation.v1alpha1, body)
+    assert details == [
+        {
+            "path": "alwayson_scripts.image_link",
+            "message": "is required for extra-single-image (or give image)",
+        }
+    ]
+    body["image"] = "https://example.com/in.png"
+    assert validation.v1alpha1(body, CONFIGURED).task["content"]["image"] == body["image"]
+
+
+def test_v1alpha1_image_link_not_copied_for_text_to_image() -> None:
+    body = fixture("v1alpha1/t2i.json")
+    body["alwayson_scripts"]["image_link"] = "https://example.com/x.png"
+    content = validation.v1alpha1(body, CONFIGURED).task["content"]
+    assert "init_images" not in content and "image" not in content
+
+
 def test_v1alpha1_existing_init_images_win() -> None:
     body = fixture("v1alpha1/i2i.json")
     body["init_images"] = ["s3://bucket/in.png"]
