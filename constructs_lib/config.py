@@ -293,28 +293,83 @@ class KarpenterConfig(_Model):
 
 
 class KedaConfig(_Model):
-    chart_version: str = Field("2.20.2", pattern=r"^2\.20\.\d+$")
-    polling_interval_seconds: int = Field(5, ge=1, le=300)
+    chart_version: str = Field(
+        "2.20.2", pattern=r"^2\.20\.\d+$", description="KEDA Helm chart, pinned (2.20.x)."
+    )
+    polling_interval_seconds: int = Field(
+        5, ge=1, le=300, description="Seconds between two reads of each runtime queue."
+    )
+    fallback_failure_threshold: int = Field(
+        3, ge=1, description="Failed queue reads before a ScaledObject falls back."
+    )
+
+
+BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+MODEL_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+LONG_POLL_SECONDS = 20  # the runtime queues' receive wait (and the agent's long poll)
 
 
 class ModelBucketConfig(_Model):
     existing_bucket: str | None = Field(
         None, description="Read models from this bucket; when unset the stack creates one."
     )
+    existing_bucket_kms_key_arn: str | None = Field(
+        None, description="KMS key of an existing bucket encrypted with SSE-KMS (runtimes "
+        "get kms:Decrypt on it)."
+    )
+    force_destroy: bool = Field(
+        False, description="Let `make destroy` delete a created bucket that still holds models."
+    )
+
+    @field_validator("existing_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        if value is not None and (not BUCKET_NAME_RE.match(value) or ".." in value):
+            raise ValueError(f'"{value}" is not a valid S3 bucket name')
+        return value
+
+    @field_validator("existing_bucket_kms_key_arn")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN_RE.match(value):
+            raise ValueError(f'must be a KMS key ARN (got "{value}")')
+        return value
+
+    @model_validator(mode="after")
+    def _key_needs_bucket(self) -> ModelBucketConfig:
+        if self.existing_bucket_kms_key_arn and not self.existing_bucket:
+            raise ValueError(
+                "existing_bucket_kms_key_arn needs existing_bucket (a created bucket has its "
+                "own key)"
+            )
+        return self
 
 
 class RuntimeConfig(_Model):
     name: str = Field(description="Runtime name, as clients send in metadata.runtime.")
     type: Literal["sdwebui", "comfyui"]
     models: list[str] = Field(
-        [], description="Checkpoints this runtime serves (sdwebui: routes v1alpha1 bodies)."
+        [], description="Checkpoints this runtime serves (sdwebui: routes v1alpha1 bodies; "
+        "the first is loaded at start)."
     )
     dynamic_model: bool = Field(False, description="A request may pick its checkpoint.")
     model_prefix: str | None = Field(
         None, description="Prefix in the model bucket; defaults to the runtime name."
     )
-    image: str | None = Field(None, description="Runtime container image override.")
-    agent_image: str | None = Field(None, description="Queue agent image override.")
+    image: str | None = Field(
+        None, description="Runtime container image override (repository:tag or "
+        "repository@sha256:...); default: the chart's image for the type."
+    )
+    agent_image: str | None = Field(
+        None, description="Queue agent image override (repository:tag or "
+        "repository@sha256:...); default: the stack's ECR repository with agent_image_tag."
+    )
+    agent_image_tag: str = Field(
+        "0.1.0", description="Tag of the queue agent image in the stack's ECR repository "
+        "(`make agent-image` pushes it); never `latest`."
+    )
     seconds_per_image: float = Field(5.0, gt=0)
     target_wait_seconds: float = Field(60.0, gt=0)
     messages_per_replica: int | None = Field(
@@ -322,6 +377,28 @@ class RuntimeConfig(_Model):
     )
     max_replicas: int = Field(4, ge=1)
     task_timeout_seconds: int = Field(600, ge=30)
+    heartbeat_seconds: int = Field(
+        30, ge=1, description="Interval of the agent's visibility extensions; at most half "
+        "of queue.visibility_timeout_seconds."
+    )
+    cooldown_period_seconds: int | None = Field(
+        None, ge=0, description="KEDA cooldownPeriod before scaling to zero; default "
+        "task_timeout_seconds + the 20 s long poll."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=3600, description="HPA scale-down stabilization window."
+    )
+    fallback_replicas: int = Field(
+        1, ge=0, description="Replicas while KEDA cannot read the queue."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        None, ge=30, description="Pod grace period; default task_timeout_seconds + 90 (finish "
+        "the task in hand, last long poll, runtime stop)."
+    )
+    chart_values: dict[str, Any] = Field(
+        {}, description="Extra values for this runtime's sd-runtime release, merged last "
+        "(keys of charts/sd-runtime/README.md)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -332,6 +409,51 @@ class RuntimeConfig(_Model):
                 f'a letter (got "{value}")'
             )
         return value
+
+    @field_validator("model_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and (not MODEL_PREFIX_RE.match(value) or ".." in value.split("/")):
+            raise ValueError(
+                "must be a key prefix without leading or trailing '/' like \"models/webui\" "
+                f'(got "{value}")'
+            )
+        return value
+
+    @field_validator("agent_image_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if not IMAGE_TAG_RE.match(value):
+            raise ValueError(f'"{value}" is not a valid image tag')
+        if value == "latest":
+            raise ValueError(
+                "the agent image tag must name a version: the ECR repository has immutable "
+                'tags, so "latest" could never be updated'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _runtime_rules(self) -> RuntimeConfig:
+        problems = []
+        cooldown = self.cooldown_period_seconds
+        if cooldown is not None and cooldown < self.task_timeout_seconds + LONG_POLL_SECONDS:
+            problems.append(
+                f"cooldown_period_seconds ({cooldown}) must be >= task_timeout_seconds + "
+                f"{LONG_POLL_SECONDS} s long poll ({self.task_timeout_seconds + LONG_POLL_SECONDS})"
+            )
+        if self.fallback_replicas > self.max_replicas:
+            problems.append(
+                f"fallback_replicas ({self.fallback_replicas}) must be <= max_replicas "
+                f"({self.max_replicas})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def effective_model_prefix(self) -> str:
+        """Key prefix of this runtime's models in the model bucket (no trailing '/')."""
+        return self.model_prefix or self.name
 
 
 class Config(_Model):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.charts.example_values import RUNTIMES, pool_values, runtime_values
+from tests.charts.example_values import RUNTIMES, pool_values, runtime_values, scaler_values
 from tests.support.charts import CHARTS_DIR, Manifest, render_chart
 
 SD_RUNTIME_CHART = CHARTS_DIR / "sd-runtime"
 GPU_NODEPOOL_CHART = CHARTS_DIR / "gpu-nodepool"
+KEDA_SQS_SCALER_CHART = CHARTS_DIR / "keda-sqs-scaler"
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,16 @@ def runtime_manifests() -> dict[str, list[Manifest]]:
     return {
         name: render_chart(SD_RUNTIME_CHART, runtime_values(name, rtype), name, name)
         for name, rtype in RUNTIMES.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def scaler_manifests() -> dict[str, list[Manifest]]:
+    """``{runtime name: manifests}``: the keda-sqs-scaler release of each example runtime,
+    in the runtime's namespace."""
+    return {
+        name: render_chart(KEDA_SQS_SCALER_CHART, scaler_values(name), f"{name}-scaler", name)
+        for name in RUNTIMES
     }
 
 

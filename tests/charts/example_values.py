@@ -40,6 +40,29 @@ def runtime_values(name: str, runtime_type: str, **overrides: Any) -> dict[str, 
     return deep_merge(merged, overrides)
 
 
+def scaler_generated(name: str) -> dict[str, Any]:
+    """Values KedaSqsScaler generates for one runtime's keda-sqs-scaler release."""
+    return {
+        "scaleTargetRef": {"name": name},
+        "queue": {"url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{CLUSTER}-{name}"},
+        "aws": {"region": REGION},
+        "runtimeName": name,
+        "maxReplicaCount": 4,
+        "messagesPerReplica": 1,
+        "pollingIntervalSeconds": 15,
+        "cooldownPeriodSeconds": 620,
+        "scaleDownStabilizationSeconds": 300,
+    }
+
+
+def scaler_values(name: str, **overrides: Any) -> dict[str, Any]:
+    """helm-values/keda-sqs-scaler.yaml deep-merged with the generated values and overrides."""
+    merged = deep_merge(
+        load_values_file(HELM_VALUES_DIR / "keda-sqs-scaler.yaml"), scaler_generated(name)
+    )
+    return deep_merge(merged, overrides)
+
+
 def pool_generated(pool: str, runtime: str = "") -> dict[str, Any]:
     """Values KarpenterGpuPool generates for one pool."""
     return {

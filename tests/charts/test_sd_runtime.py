@@ -67,74 +67,29 @@ def test_renders_and_validates_strictly(runtime_manifests, runtime):
         "PodDisruptionBudget",
         "Role",
         "RoleBinding",
-        "ScaledObject",
         "ServiceAccount",
-        "TriggerAuthentication",
     ]
     if RUNTIMES[runtime] == "sdwebui":
         expected = sorted([*expected, "ConfigMap"])
     assert kinds == expected
 
 
-@pytest.mark.parametrize("runtime", sorted(RUNTIMES))
-def test_scaled_object_scales_the_deployment_to_zero_on_its_queue(runtime_manifests, runtime):
-    manifests = runtime_manifests[runtime]
-    scaled = find_one(manifests, "ScaledObject")["spec"]
-    deployment = find_one(manifests, "Deployment")
-    auth = find_one(manifests, "TriggerAuthentication")
-
-    assert scaled["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": deployment["metadata"]["name"],
-    }
-    assert scaled["minReplicaCount"] == 0
-    assert scaled["maxReplicaCount"] == 4
-    assert scaled["pollingInterval"] == 15
-    assert scaled["cooldownPeriod"] == 300
-    behavior = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert scaled["fallback"] == {"failureThreshold": 3, "replicas": 1}
-
-    (trigger,) = scaled["triggers"]
-    assert trigger["type"] == "aws-sqs-queue"
-    assert trigger["metricType"] == "AverageValue"
-    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
-    assert "scaleOnInFlight" not in trigger  # a trigger field would be ignored by KEDA
-    assert trigger["metadata"] == {
-        "queueURL": f"https://sqs.{REGION}.amazonaws.com/123456789012/sd-async-{runtime}",
-        "awsRegion": REGION,
-        "queueLength": "1",
-        "activationQueueLength": "0",
-        "scaleOnInFlight": "true",
-    }
-    # KEDA reads trigger metadata as strings only.
-    assert all(isinstance(v, str) for v in trigger["metadata"].values())
+def test_deployment_starts_at_zero_replicas_for_its_autoscaler(runtime_manifests):
+    for manifests in runtime_manifests.values():
+        assert find_one(manifests, "Deployment")["spec"]["replicas"] == 0
+        # The chart no longer carries KEDA objects: charts/keda-sqs-scaler does.
+        assert find(manifests, "ScaledObject") == find(manifests, "TriggerAuthentication") == []
 
 
-def test_deployment_starts_at_zero_replicas_when_keda_scales_it(runtime_manifests):
-    assert find_one(runtime_manifests["sdruntime"], "Deployment")["spec"]["replicas"] == 0
-
-
-def test_scaling_disabled_renders_no_keda_objects_and_fixed_replicas():
-    manifests = render(scaling={"enabled": False}, replicas=2)
+def test_without_an_autoscaler_the_deployment_gets_fixed_replicas():
+    manifests = render(autoscaled=False, replicas=2)
     validate_strict(manifests)
-    assert find(manifests, "ScaledObject") == []
-    assert find(manifests, "TriggerAuthentication") == []
     assert find_one(manifests, "Deployment")["spec"]["replicas"] == 2
 
 
-def test_trigger_authentication_uses_keda_pod_identity(runtime_manifests):
-    auth = find_one(runtime_manifests["sdruntime"], "TriggerAuthentication")
-    assert auth["spec"] == {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
-
-
-def test_trigger_authentication_with_role_arn_drops_identity_owner():
-    role = "arn:aws:iam::123456789012:role/sd-async-keda-sdruntime"
-    manifests = render(scaling={"podIdentity": {"roleArn": role}})
-    validate_strict(manifests)
-    auth = find_one(manifests, "TriggerAuthentication")
-    assert auth["spec"]["podIdentity"] == {"provider": "aws", "roleArn": role}
+def test_the_chart_has_no_keda_templates():
+    templates = sorted(p.name for p in (SD_RUNTIME_CHART / "templates").iterdir())
+    assert not any("keda" in name or "scaled" in name for name in templates), templates
 
 
 def test_model_volumes_pair_one_pv_with_one_claim_per_runtime(runtime_manifests):
@@ -281,6 +236,7 @@ def test_agent_environment_follows_the_architecture_contract(runtime_manifests, 
     assert env["AGENT_HEALTH_PORT"] == "8081"
     assert env["AGENT_TASK_TIMEOUT_SECONDS"] == env["AGENT_SHUTDOWN_GRACE_SECONDS"] == "600"
     assert env["AGENT_POD_ANNOTATION"] == "true"
+    assert env["TASK_TTL_DAYS"] == "30"
     assert "AWS_ENDPOINT_URL" not in env
     downward = {
         e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
@@ -401,6 +357,36 @@ def test_pods_tolerate_the_gpu_and_runtime_taints_and_need_their_pool(runtime_ma
         assert terms["nodeSelectorTerms"] == [
             {"matchExpressions": [{"key": "sd.pool", "operator": "In", "values": [runtime]}]}
         ]
+
+
+def test_pool_node_selector_and_tolerations_replace_the_defaults():
+    tolerations = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "sd.pool", "operator": "Equal", "value": "shared", "effect": "NoSchedule"},
+    ]
+    manifests = render(
+        nodePool={
+            "name": "shared",
+            "nodeSelector": {"sd.pool": "shared", "karpenter.sh/capacity-type": "spot"},
+            "tolerations": tolerations,
+        },
+        extraTolerations=[{"key": "example.com/maintenance", "operator": "Exists"}],
+    )
+    validate_strict(manifests)
+    spec = pod_spec(manifests)
+    assert spec["tolerations"] == [
+        *tolerations,
+        {"key": "example.com/maintenance", "operator": "Exists"},
+    ]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+                {"key": "sd.pool", "operator": "In", "values": ["shared"]},
+            ]
+        }
+    ]
 
 
 def test_shared_pool_drops_the_runtime_toleration():
@@ -558,11 +544,6 @@ def test_missing_required_values_fail_rendering(path, message):
             r"terminationGracePeriodSeconds \(300\) must be >= maxTaskSeconds",
         ),
         ({"maxTaskSeconds": 3600}, "must be >= maxTaskSeconds"),
-        (
-            {"scaling": {"minReplicaCount": 5}},
-            r"minReplicaCount \(5\) must be <= scaling.maxReplicaCount",
-        ),
-        ({"scaling": {"fallback": {"replicas": 9}}}, r"fallback.replicas \(9\) must be <="),
         ({"runtime": {"type": "invokeai"}}, "type"),
         ({"runtime": {"name": "Bad_Name"}}, "name"),
         ({"agent": {"env": {"LOG_LEVEL": "debug"}}}, "LOG_LEVEL"),
@@ -579,7 +560,9 @@ def test_missing_required_values_fail_rendering(path, message):
         ({"models": {"prefix": "/models/"}}, "prefix"),
         ({"models": {"extraMountOptions": ["allow-delete"]}}, "extraMountOptions"),
         ({"queue": {"url": "sd-async-sdruntime"}}, "url"),
-        ({"scaling": {"messagesPerReplica": 0}}, "messagesPerReplica"),
+        ({"scaling": {"enabled": True}}, "scaling"),
+        ({"results": {"taskTtlDays": 0}}, "taskTtlDays"),
+        ({"nodePool": {"tolerations": [{"key": "a", "operator": "Sometimes"}]}}, "operator"),
         ({"replica": 1}, "replica"),
     ],
 )

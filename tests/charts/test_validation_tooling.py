@@ -35,13 +35,13 @@ def node_pool(pool_manifests) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def scaled_object(runtime_manifests) -> dict[str, Any]:
-    return find_one(runtime_manifests["sdruntime"], "ScaledObject")
+def scaled_object(scaler_manifests) -> dict[str, Any]:
+    return find_one(scaler_manifests["sdruntime"], "ScaledObject")
 
 
 @pytest.fixture(scope="module")
-def trigger_auth(runtime_manifests) -> dict[str, Any]:
-    return find_one(runtime_manifests["sdruntime"], "TriggerAuthentication")
+def trigger_auth(scaler_manifests) -> dict[str, Any]:
+    return find_one(scaler_manifests["sdruntime"], "TriggerAuthentication")
 
 
 def mutated(manifest: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
@@ -50,8 +50,14 @@ def mutated(manifest: dict[str, Any], mutation: Mutation) -> dict[str, Any]:
     return bad
 
 
-def test_rendered_manifests_pass_every_cel_check(pool_manifests, runtime_manifests):
-    for manifests in [*pool_manifests.values(), *runtime_manifests.values()]:
+def test_rendered_manifests_pass_every_cel_check(
+    pool_manifests, runtime_manifests, scaler_manifests
+):
+    for manifests in [
+        *pool_manifests.values(),
+        *runtime_manifests.values(),
+        *scaler_manifests.values(),
+    ]:
         for manifest in manifests:
             assert check_cel_rules(manifest) == [], manifest["metadata"]["name"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.charts.example_values import pool_values, runtime_values
+from tests.charts.example_values import pool_values, runtime_values, scaler_values
 from tests.support.charts import (
     CHARTS_DIR,
     HELM_VALUES_DIR,
@@ -19,8 +19,8 @@ from tests.support.charts import (
     render_chart,
 )
 
-CHARTS = ("gpu-nodepool", "sd-runtime")
-RELEASES = ("karpenter", "keda", "gpu-nodepool", "sd-runtime")
+CHARTS = ("gpu-nodepool", "keda-sqs-scaler", "sd-runtime")
+RELEASES = ("karpenter", "keda", "gpu-nodepool", "keda-sqs-scaler", "sd-runtime")
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -91,6 +91,7 @@ def test_keda_defaults_place_the_operator_on_system_nodes_with_pod_identity():
     [
         ("gpu-nodepool", pool_values("sdruntime", "sdruntime")),
         ("sd-runtime", runtime_values("sdruntime", "sdwebui")),
+        ("keda-sqs-scaler", scaler_values("sdruntime")),
     ],
 )
 def test_helm_lint_is_clean(chart, values):

@@ -42,6 +42,11 @@ sd.runtime-type: {{ .Values.runtime.type }}
 {{- end -}}
 {{- end -}}
 
+{{/* Node labels the pods require (YAML map): nodePool.nodeSelector, else sd.pool=<name>. */}}
+{{- define "sd-runtime.poolSelector" -}}
+{{- toYaml (.Values.nodePool.nodeSelector | default (dict "sd.pool" .Values.nodePool.name)) -}}
+{{- end -}}
+
 {{/* The runtime's health endpoint (probes). */}}
 {{- define "sd-runtime.healthPath" -}}
 {{- if eq .Values.runtime.type "comfyui" -}}
@@ -64,15 +69,6 @@ Checks JSON Schema cannot express; each fails the render with the values' paths.
 {{- $needed := add (int .Values.maxTaskSeconds) (int .Values.shutdownMarginSeconds) -}}
 {{- if lt $grace (int $needed) -}}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be >= maxTaskSeconds + shutdownMarginSeconds (%d): a pod stopped mid-task must be able to finish it" $grace (int $needed)) -}}
-{{- end -}}
-{{- if .Values.scaling.enabled -}}
-{{- $s := .Values.scaling -}}
-{{- if gt (int $s.minReplicaCount) (int $s.maxReplicaCount) -}}
-{{- fail (printf "scaling.minReplicaCount (%d) must be <= scaling.maxReplicaCount (%d)" (int $s.minReplicaCount) (int $s.maxReplicaCount)) -}}
-{{- end -}}
-{{- if and $s.fallback.enabled (gt (int $s.fallback.replicas) (int $s.maxReplicaCount)) -}}
-{{- fail (printf "scaling.fallback.replicas (%d) must be <= scaling.maxReplicaCount (%d)" (int $s.fallback.replicas) (int $s.maxReplicaCount)) -}}
-{{- end -}}
 {{- end -}}
 {{- if and (eq .Values.runtime.type "comfyui") (or .Values.runtime.sdModelCheckpoint .Values.runtime.dynamicModel) -}}
 {{- fail "runtime.sdModelCheckpoint and runtime.dynamicModel apply to sdwebui runtimes only" -}}
