@@ -169,7 +169,7 @@ def check_workflow(content: dict[str, Any], path: str, problems: Problems) -> No
         )
         return
     for node_id, node in content.items():
-        where = f"{path}.{node_id}"
+        where = f"{path}.{node_id if len(node_id) <= 64 else node_id[:61] + '...'}"
         if not isinstance(node, dict):
             problems.add(where, f"must be a workflow node object (got {json_type(node)})")
             continue

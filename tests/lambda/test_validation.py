@@ -359,6 +359,11 @@ def test_workflow_problems(content: Any, expected: list[tuple[str, str]]) -> Non
         assert fragment in detail["message"]
 
 
+def test_long_node_ids_are_truncated_in_paths() -> None:
+    (detail,) = problems_of(validation.v1alpha2, pipeline({"n" * 5000: 1}))
+    assert detail["path"] == "task.content." + "n" * 61 + "..."
+
+
 def test_sdwebui_content_is_not_checked_as_a_workflow() -> None:
     body = t2i()
     body["task"]["content"] = {"3": "anything"}
