@@ -164,21 +164,21 @@ def _depth_message() -> str:
 
 
 def json_depth(document: Any) -> int:
-    """Nesting depth of a parsed JSON value (scalars are 0), computed without recursion."""
+    """Nesting depth of a parsed JSON value (scalars are 0), level by level, no recursion.
+
+    Stops counting just past ``MAX_JSON_DEPTH``; only containers are visited, so a body of
+    millions of scalars costs one pass over its containers.
+    """
     deepest = 0
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        depth += 1
-        deepest = max(deepest, depth)
-        if depth <= MAX_JSON_DEPTH:
-            stack.extend((child, depth) for child in children)
+    level = [document] if type(document) is dict or type(document) is list else []
+    while level and deepest <= MAX_JSON_DEPTH:
+        deepest += 1
+        children = []
+        for container in level:
+            for value in container.values() if type(container) is dict else container:
+                if type(value) is dict or type(value) is list:
+                    children.append(value)
+        level = children
     return deepest
 
 

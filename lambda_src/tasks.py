@@ -18,7 +18,6 @@ from lambda_src import aws
 from lambda_src.validation import Submission
 
 STATUS_QUEUED = "queued"
-FINAL_STATUSES = ("completed", "failed")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -7,7 +7,6 @@ normalised task that is recorded, hashed and published.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Mapping
@@ -353,7 +352,7 @@ def v1alpha1(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
         )
     problems.raise_if_any()
     assert tasktype and task_id and checkpoint and runtime and prefix
-    content = copy.deepcopy(body)
+    content = dict(body)  # only top-level keys are added: the nested values are shared
     if image_field and image_link is not _MISSING and not content.get(image_field):
         content[image_field] = [image_link] if image_field == "init_images" else image_link
     metadata = {
