@@ -154,6 +154,7 @@ class NewVpc(_Model):
     interface_endpoints: bool = Field(
         True, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs endpoints."
     )
+    flow_logs: bool = Field(True, description="VPC flow logs to CloudWatch Logs (KMS).")
 
     @field_validator("cidr")
     @classmethod
@@ -173,23 +174,36 @@ class ExistingVpc(_Model):
         min_length=2
     )
     public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    tag_subnets_for_discovery: bool = Field(
+        True, description="Add karpenter.sh/discovery=<cluster> to the private subnets."
+    )
 
 
 class SystemNodeGroup(_Model):
-    instance_type: str = "m7i.large"
+    instance_type: str = Field("m7i.large", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     desired_size: int = Field(2, ge=1, le=10)
+    volume_gib: int = Field(50, ge=20, le=1024, description="Encrypted gp3 root volume.")
 
 
 class ClusterConfig(_Model):
+    cluster_name: str | None = Field(
+        None, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$",
+        description="EKS cluster name; defaults to the top-level name.",
+    )
     kubernetes_version: str = Field("1.35", pattern=r"^1\.\d{2}$")
     vpc: NewVpc | None = None
     existing_vpc: ExistingVpc | None = None
     endpoint_public_access_cidrs: list[str] = Field(
         [], description="CIDRs allowed to reach the public API endpoint; empty = private only."
     )
-    admin_role_arns: list[str] = []
+    admin_role_arns: list[str] = Field(
+        [], description="IAM roles given cluster admin access entries."
+    )
+    cluster_creator_admin: bool = Field(
+        True, description="An admin access entry for the identity running Terraform."
+    )
     system_node_group: SystemNodeGroup = SystemNodeGroup()
-    log_retention_days: int = 30
+    log_retention_days: int = Field(30, description="Control-plane and flow log retention.")
     addons: dict[str, str] = Field(
         default_factory=lambda: {
             "vpc-cni": "v1.20.4-eksbuild.2",
@@ -243,17 +257,54 @@ class ClusterConfig(_Model):
         return self
 
 
+_FAMILY_RE = re.compile(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*$")
+_ALIAS_RE = r"^bottlerocket@(latest|v\d+\.\d+\.\d+)$"
+
+
+def _check_families(value: list[str] | None) -> list[str] | None:
+    for family in value or []:
+        if not _FAMILY_RE.match(family):
+            raise ValueError(f'"{family}" is not an EC2 instance family like g6 or g6e')
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("lists a family twice")
+    return value
+
+
+class DisruptionBudgetConfig(_Model):
+    nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$",
+                       description='Nodes Karpenter may disrupt at once: "10%" or "1".')
+    schedule: str | None = Field(None, description="Cron schedule the budget applies in.")
+    duration: str | None = Field(None, pattern=r"^(\d+h)?(\d+m)?$",
+                                 description="How long after each schedule tick.")
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = []
+
+    @model_validator(mode="after")
+    def _schedule_with_duration(self) -> DisruptionBudgetConfig:
+        if (self.schedule is None) != (self.duration is None):
+            raise ValueError("schedule and duration go together")
+        return self
+
+
 class GpuPoolConfig(_Model):
+    """Settings of every GPU pool (one per runtime, or one shared)."""
+
     instance_families: list[str] = Field(["g6", "g6e", "g5"], min_length=1)
-    gpu_limit: int = Field(8, ge=1, description="nvidia.com/gpu limit over all GPU nodes.")
-    spot: bool = Field(True, description="A spot pool (higher weight) before on-demand.")
-    on_demand_fallback: bool = True
-    bottlerocket_alias: str = Field(
-        "bottlerocket@v1.50.0",
-        description='Pinned EC2NodeClass AMI alias; "bottlerocket@latest" drifts every node '
-        "on each release.",
+    spot: bool = Field(True, description="A spot NodePool, tried first (higher weight).")
+    on_demand_fallback: bool = Field(True, description="An on-demand NodePool as fallback.")
+    spot_gpu_limit: int = Field(
+        8, ge=1, description="nvidia.com/gpu limit of each pool's spot NodePool (spend cap)."
     )
-    node_volume_gib: int = Field(200, ge=50, le=16384)
+    on_demand_gpu_limit: int = Field(
+        4, ge=1, description="nvidia.com/gpu limit of each pool's on-demand NodePool."
+    )
+    bottlerocket_alias: str = Field(
+        "bottlerocket@v1.54.0", pattern=_ALIAS_RE,
+        description="Pinned EC2NodeClass AMI alias; a new value replaces every GPU node.",
+    )
+    allow_latest_ami: bool = Field(
+        False, description='Permit "bottlerocket@latest" (every release drifts all nodes).'
+    )
+    node_volume_gib: int = Field(200, ge=20, le=16384, description="Data volume (images).")
     image_cache_snapshot_id: str | None = Field(
         None, pattern=r"^snap-[0-9a-f]{8,17}$",
         description="EBS snapshot with pre-pulled images for the data volume.",
@@ -263,15 +314,21 @@ class GpuPoolConfig(_Model):
         False, description="RAID0 instance store with SOCI parallel pull (no snapshot)."
     )
     consolidate_after: Duration = "5m"
-    expire_after: Duration = "720h"
+    disruption_budgets: list[DisruptionBudgetConfig] = Field(
+        default_factory=lambda: [DisruptionBudgetConfig(nodes="10%")]
+    )
+    expire_after: str = Field("720h", pattern=r"^((\d+h)?(\d+m)?(\d+s)?|Never)$", min_length=2)
+    termination_grace_period: Duration | None = Field(
+        None, description="Longest node drain; default: longest task + shutdown margin."
+    )
+    shutdown_margin_seconds: int = Field(
+        300, ge=0, le=3600, description="Added to the longest task for the drain bound."
+    )
 
     @field_validator("instance_families")
     @classmethod
     def _families(cls, value: list[str]) -> list[str]:
-        for family in value:
-            if not re.match(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*$", family):
-                raise ValueError(f'"{family}" is not an EC2 instance family like g6 or g6e')
-        return value
+        return _check_families(value)
 
     @model_validator(mode="after")
     def _storage(self) -> GpuPoolConfig:
@@ -284,12 +341,42 @@ class GpuPoolConfig(_Model):
             raise ValueError("volume_initialization_rate_mibps needs image_cache_snapshot_id")
         if not (self.spot or self.on_demand_fallback):
             raise ValueError("enable spot, on_demand_fallback or both")
+        if self.bottlerocket_alias.endswith("@latest") and not self.allow_latest_ami:
+            raise ValueError(
+                "bottlerocket_alias bottlerocket@latest replaces every GPU node on each "
+                "Bottlerocket release: pin bottlerocket@vX.Y.Z or set allow_latest_ami: true"
+            )
         return self
 
 
+class PoolOverrideConfig(_Model):
+    """Per-runtime settings of a dedicated pool (karpenter.pools.<runtime>)."""
+
+    instance_families: list[str] | None = None
+    spot_gpu_limit: int | None = Field(None, ge=1)
+    on_demand_gpu_limit: int | None = Field(None, ge=1)
+    image_cache_snapshot_id: str | None = Field(None, pattern=r"^snap-[0-9a-f]{8,17}$")
+    volume_initialization_rate_mibps: int | None = Field(None, ge=100, le=300)
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, value: list[str] | None) -> list[str] | None:
+        return _check_families(value)
+
+
 class KarpenterConfig(_Model):
-    chart_version: str = Field("1.9.0", pattern=r"^\d+\.\d+\.\d+$")
+    chart_version: str = Field(
+        "1.14.1", pattern=r"^\d+\.\d+\.\d+$",
+        description="Karpenter (and karpenter-crd) chart version, pinned.",
+    )
+    namespace: str = Field("kube-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    pool_model: Literal["dedicated", "shared"] = Field(
+        "dedicated", description="One GPU pool per runtime, or one shared by all."
+    )
     gpu: GpuPoolConfig = GpuPoolConfig()
+    pools: dict[str, PoolOverrideConfig] = Field(
+        {}, description="Per-runtime pool settings, keyed by runtime name (dedicated pools)."
+    )
 
 
 class KedaConfig(_Model):
