@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from lambda_src import aws, ingest, status, tasks
 FIXTURES = Path(__file__).parent / "fixtures"
 
 TABLE = "sdaas-tasks"
-BUCKET = "sdaas-output"
+BUCKET = "sdaas-lambda-tests-output"  # bucket names are global in moto: keep it distinctive
 TOPIC = "sdaas-input"
 DOMAIN = "abc123.execute-api.us-west-2.amazonaws.com"
 STAGE = "prod"
@@ -293,6 +294,15 @@ class Account:
     def item_count(self) -> int:
         return self.ddb.scan(TableName=TABLE, Select="COUNT")["Count"]
 
+    def remove_bucket(self) -> None:
+        paginator = self.s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=BUCKET):
+            for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                self.s3.delete_object(
+                    Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"]
+                )
+        self.s3.delete_bucket(Bucket=BUCKET)
+
     def objects(self, prefix: str = "") -> dict[str, bytes]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
         return {
@@ -307,15 +317,50 @@ def _session() -> boto3.Session:
     return boto3.Session()
 
 
+_account_ids = itertools.count(910_000_000_000)
+
+
 @contextlib.contextmanager
 def emulated_account(**overrides: str) -> Iterator[Account]:
-    """moto in process, the resources, the handlers' environment; all undone on exit."""
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SNS"):
-            patch.delenv(name, raising=False)
-        # mock_aws drops boto3's default session; reusing one keeps client creation cheap
-        # (the handlers still create their clients through boto3.client, as in Lambda).
-        patch.setattr(boto3, "DEFAULT_SESSION", _session())
+    """moto in process, the resources, the handlers' environment; all undone on exit.
+
+    moto's backends are process-wide and shared with the emulator (moto's server in a
+    thread) that other test tiers may keep running for the whole session. So moto's reset
+    is not used, which would wipe their state: every account here gets its own account id,
+    and the (globally named) bucket is removed on exit.
+    """
+    mock = mock_aws()
+    with pytest.MonkeyPatch.context() as patch:
+        mock.start(reset=False)
+        try:
+            for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SNS"):
+                patch.delenv(name, raising=False)
+            patch.setenv("MOTO_ACCOUNT_ID", str(next(_account_ids)))
+            # mock_aws drops boto3's default session; reusing one keeps client creation
+            # cheap (the handlers still create their clients through boto3.client).
+            patch.setattr(boto3, "DEFAULT_SESSION", _session())
+            aws.reset_clients()
+            account = Account()
+            for name, value in {**account.environment(), **overrides}.items():
+                patch.setenv(name, value)
+            try:
+                yield account
+            finally:
+                account.faults.clear()
+                account.remove_bucket()
+                aws.reset_clients()
+        finally:
+            mock.stop(remove_data=False)
+
+
+@contextlib.contextmanager
+def emulator_account(endpoint: str, **overrides: str) -> Iterator[Account]:
+    """Like :func:`emulated_account`, but over real HTTP to moto's server at ``endpoint``:
+    the handlers reach it through ``AWS_ENDPOINT_URL``, as in local mode."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
+        patch.setenv("MOTO_ACCOUNT_ID", str(next(_account_ids)))
+        patch.setattr(boto3, "DEFAULT_SESSION", boto3.Session())
         aws.reset_clients()
         account = Account()
         for name, value in {**account.environment(), **overrides}.items():
@@ -324,4 +369,5 @@ def emulated_account(**overrides: str) -> Iterator[Account]:
             yield account
         finally:
             account.faults.clear()
+            account.remove_bucket()
             aws.reset_clients()
