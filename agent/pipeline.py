@@ -24,7 +24,6 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,12 +33,14 @@ from agent import logs
 from agent.aws import AwsClients
 from agent.config import AgentConfig
 from agent.errors import TaskError, TransientError, clip
-from agent.heartbeat import Heartbeat
 from agent.inputs import InputFetcher
+from agent.job import Job
 from agent.kube import PodAnnotator
 from agent.messages import InvalidMessage, Task, parse_task
 from agent.notify import ResultPublisher, message_from_record, result_message
-from agent.runtimes.base import Cancelled, Prepared, RuntimeAdapter, RuntimeOutput
+from agent.queue import InputQueue
+from agent.report import log_finished, result_document
+from agent.runtimes.base import Cancelled, RuntimeAdapter
 from agent.status import TaskTable
 from agent.storage import OutputStore
 
@@ -47,41 +48,11 @@ MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
 _STOP = object()
 
 
-@dataclass
-class Job:
-    """One received message on its way through the pipeline."""
-
-    message_id: str
-    receipt: str
-    body: str
-    receive_count: int
-    sent_at: float
-    received_at: float = field(default_factory=time.time)
-    received_mono: float = field(default_factory=time.monotonic)
-    task: Task | None = None
-    prepared: Prepared | None = None
-    output: RuntimeOutput | None = None
-    error: TaskError | None = None
-    attempts: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    images: list[str] = field(default_factory=list)
-    outputs_written: bool = False
-    final_written: bool = False
-    published: bool = False
-    closed: bool = False
-
-    @property
-    def task_id(self) -> str | None:
-        return self.task.id if self.task else None
-
-
 class Pipeline:
     def __init__(self, config: AgentConfig, clients: AwsClients, adapter: RuntimeAdapter,
                  fetcher: InputFetcher | None = None,
                  annotator: PodAnnotator | None = None) -> None:
         self.config = config
-        self.sqs = clients.sqs
         self.adapter = adapter
         self.store = OutputStore(clients.s3, config.bucket)
         self.table = (TaskTable(clients.dynamodb, config.table, config.task_ttl_days)
@@ -89,9 +60,7 @@ class Pipeline:
         self.publisher = ResultPublisher(clients.sns, config.topic_arn)
         self.fetcher = fetcher or InputFetcher(config, clients.s3)
         self.annotator = annotator or PodAnnotator(config)
-        self.heartbeat = Heartbeat(clients.sqs, config.queue_url,
-                                   config.visibility_timeout_seconds, config.heartbeat_seconds)
-        self.max_receive_count = config.max_receive_count
+        self.queue = InputQueue(clients.sqs, config)
         self.stopping = threading.Event()
         self.runtime_ready = threading.Event()
         self._ready_jobs: queue.Queue[Any] = queue.Queue()
@@ -112,14 +81,12 @@ class Pipeline:
 
     # ====================================================================== lifecycle ====
     def start(self) -> None:
-        if self.max_receive_count is None:
-            self.max_receive_count = self._queue_max_receive_count()
+        self.queue.start()
         logs.event("agent_started", runtime=self.config.runtime_name,
                    runtime_type=self.config.runtime_type,
                    concurrency=self.config.runtime_concurrency, prefetch=self.config.prefetch,
-                   max_receive_count=self.max_receive_count,
+                   max_receive_count=self.queue.max_receive_count,
                    task_table=bool(self.table))
-        self.heartbeat.start()
         self.annotator.start()
         for worker in self._workers:
             worker.start()
@@ -158,7 +125,7 @@ class Pipeline:
                                         - (time.monotonic() - started)))
         self._release_prefetched()
         self._finishers.shutdown(wait=True)
-        self.heartbeat.stop()
+        self.queue.stop()
         self.annotator.stop()
         logs.event("shutdown_complete", seconds=round(time.monotonic() - started, 3),
                    completed=self.completed, failed=self.failed)
@@ -179,19 +146,6 @@ class Pipeline:
             with self._slots:
                 self._waiting -= 1
             self._give_back(job, "shutdown: prefetched task released")
-
-    def _queue_max_receive_count(self) -> int | None:
-        try:
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=self.config.queue_url, AttributeNames=["RedrivePolicy"]
-            ).get("Attributes", {})
-            policy = json.loads(attributes.get("RedrivePolicy", "{}"))
-            return int(policy["maxReceiveCount"]) if "maxReceiveCount" in policy else None
-        except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
-            logs.warning("redrive_policy_unknown", error=clip(exc, 200),
-                         consequence="transient failures are retried until the DLQ takes "
-                         "them without a final failed status; set AGENT_MAX_RECEIVE_COUNT")
-            return None
 
     # ======================================================================= receiving ====
     def _free_slots(self) -> int:
@@ -223,13 +177,7 @@ class Pipeline:
                 count = self._free_slots()
                 if count == 0:
                     continue
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.config.queue_url,
-                    MaxNumberOfMessages=count,
-                    WaitTimeSeconds=self.config.wait_time_seconds,
-                    VisibilityTimeout=self.config.visibility_timeout_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                ).get("Messages", [])
+                jobs = self.queue.receive(count)
                 failures = 0
             except (ClientError, BotoCoreError) as exc:
                 failures += 1
@@ -241,9 +189,6 @@ class Pipeline:
                 logs.error("receiver_error", error=clip(repr(exc), 300))
                 self.stopping.wait(1.0)
                 continue
-            jobs = [self._job_from(message) for message in messages]
-            for job in jobs:
-                self.heartbeat.hold(job.message_id, job.receipt)
             with self._slots:
                 self._waiting += len(jobs)
             for job in jobs:
@@ -254,18 +199,6 @@ class Pipeline:
                                error=clip(repr(exc), 300))
                     self._not_started(job)
                     self._retry_later(job, TransientError("agent_error", repr(exc)))
-
-    @staticmethod
-    def _job_from(message: dict[str, Any]) -> Job:
-        attributes = message.get("Attributes", {})
-        sent_ms = attributes.get("SentTimestamp")
-        return Job(
-            message_id=message["MessageId"],
-            receipt=message["ReceiptHandle"],
-            body=message.get("Body", ""),
-            receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
-            sent_at=int(sent_ms) / 1000.0 if sent_ms else time.time(),
-        )
 
     def _not_started(self, job: Job) -> None:
         with self._slots:
@@ -303,7 +236,7 @@ class Pipeline:
             self._not_started(job)
             job.task = None  # the id belongs to the job already in flight
             logs.event("duplicate_deferred", task_id=task.id, message_id=job.message_id)
-            self._release(job, self._backoff(job))
+            self.queue.release(job, self.queue.backoff(job))
             return
         try:
             if self.table is not None:
@@ -342,7 +275,7 @@ class Pipeline:
         logs.warning("invalid_message", message_id=job.message_id, task_id=exc.task_id,
                      error=exc.message)
         if exc.task_id is None:
-            self._delete(job)
+            self.queue.delete(job)
             return
         try:
             document = json.loads(job.body)
@@ -358,7 +291,7 @@ class Pipeline:
         with self._slots:
             if exc.task_id in self._inflight_ids:
                 job.task = None
-                self._release(job, self._backoff(job))
+                self.queue.release(job, self.queue.backoff(job))
                 return
             self._inflight_ids.add(exc.task_id)
         job.error = exc
@@ -371,12 +304,12 @@ class Pipeline:
         assert task is not None
         if record.get("result_published"):
             logs.event("duplicate_ignored", task_id=task.id, status=record.get("status"))
-            self._delete(job)
+            self.queue.delete(job)
             return
         recent = self._age_seconds(record.get("updated_at")) < self._settle_seconds()
-        if recent and not self._last_attempt(job):
+        if recent and not self.queue.is_last_delivery(job):
             # Another agent may be publishing this very moment: look again later.
-            self._release(job, self._backoff(job))
+            self.queue.release(job, self.queue.backoff(job))
             return
         try:
             self.publisher.publish(message_from_record(record, self.config.bucket))
@@ -385,7 +318,7 @@ class Pipeline:
             self._retry_later(job, TransientError("notify_error", clip(exc, 300)))
             return
         logs.event("result_republished", task_id=task.id, status=record.get("status"))
-        self._delete(job)
+        self.queue.delete(job)
 
     def _settle_seconds(self) -> float:
         return max(2.0, 2 * self.config.heartbeat_seconds)
@@ -472,7 +405,7 @@ class Pipeline:
 
     def _finish_with_retries(self, job: Job) -> None:
         error = job.error
-        if error is not None and not error.permanent and not self._last_attempt(job):
+        if error is not None and not error.permanent and not self.queue.is_last_delivery(job):
             self._retry_later(job, error)
             return
         last_error: Exception | None = None
@@ -487,9 +420,6 @@ class Pipeline:
                 logs.warning("finish_step_failed", task_id=job.task_id, attempt=attempt + 1,
                              error=clip(exc, 300))
         self._retry_later(job, TransientError("finish_error", clip(last_error, 300)))
-
-    def _last_attempt(self, job: Job) -> bool:
-        return self.max_receive_count is not None and job.receive_count >= self.max_receive_count
 
     def _report(self, job: Job) -> None:
         """Outputs, final status, result message, ``result_published``, delete: in order.
@@ -522,11 +452,10 @@ class Pipeline:
                 ]
             job.timings["upload"] = time.monotonic() - upload_started
             job.timings["total"] = time.monotonic() - job.received_mono
-            self.store.put_json(task.key("result.json"), self._result_document(job, status,
-                                                                              error_doc))
+            self.store.put_json(task.key("result.json"), result_document(job, status, error_doc))
             job.timings["upload"] = time.monotonic() - upload_started
             job.outputs_written = True
-        timings = self._public_timings(job)
+        timings = job.public_timings()
         if not job.final_written and self.table is not None:
             if not self.table.mark_final(task, status, job.images, error_doc, timings,
                                          self._location(task)):
@@ -547,12 +476,12 @@ class Pipeline:
             self.completed += 1
         else:
             self.failed += 1
-        self._log_finished(job, status, error_doc)
+        log_finished(self.config, job, status, error_doc)
         if exhausted:
             # Reported failed; the message goes on to the dead-letter queue for inspection.
-            self._release(job, 0)
+            self.queue.release(job, 0)
         else:
-            self._delete(job)
+            self.queue.delete(job)
 
     def _lost_race(self, job: Job, record: dict[str, Any]) -> None:
         """Another delivery of this task reached a final status first: keep its outputs."""
@@ -561,47 +490,9 @@ class Pipeline:
         logs.event("duplicate_finished_elsewhere", task_id=task.id, status=record.get("status"),
                    result_published=bool(record.get("result_published")))
         if record.get("result_published"):
-            self._delete(job)
+            self.queue.delete(job)
         else:
-            self._release(job, self._backoff(job))
-
-    def _result_document(self, job: Job, status: str, error: dict[str, Any] | None
-                         ) -> dict[str, Any]:
-        task = job.task
-        assert task is not None
-        output = job.output
-        return {
-            "id": task.id,
-            "runtime": task.runtime,
-            "tasktype": task.tasktype,
-            "status": status,
-            "images": job.images,
-            "parameters": redact_images(output.parameters if output else None),
-            "seeds": output.seeds if output else [],
-            "info": redact_images(output.info if output else None),
-            "timings": self._public_timings(job),
-            "error": error,
-        }
-
-    @staticmethod
-    def _public_timings(job: Job) -> dict[str, float]:
-        return {name: round(job.timings.get(name, 0.0), 4)
-                for name in ("queue_wait", "download", "inference", "upload", "total")}
-
-    def _log_finished(self, job: Job, status: str, error: dict[str, Any] | None) -> None:
-        timings = self._public_timings(job)
-        logs.event("task_finished", task_id=job.task_id, status=status, attempt=job.attempts,
-                   images=len(job.images), error_code=(error or {}).get("code"),
-                   error=(error or {}).get("message"),
-                   prefetch_wait=round(job.timings.get("prefetch_wait", 0.0), 4), **timings)
-        logs.emit_metrics(
-            self.config.metrics_namespace, {"Runtime": self.config.runtime_name},
-            {"QueueWait": timings["queue_wait"], "Download": timings["download"],
-             "Inference": timings["inference"], "Upload": timings["upload"],
-             "Total": timings["total"], "TasksCompleted": float(status == "completed"),
-             "TasksFailed": float(status == "failed")},
-            {"TasksCompleted": "Count", "TasksFailed": "Count"},
-        )
+            self.queue.release(job, self.queue.backoff(job))
 
     # ===================================================================== SQS helpers ====
     def _location(self, task: Task) -> str:
@@ -612,21 +503,21 @@ class Pipeline:
         return min(delay, self.config.retry_delay_max_seconds)
 
     def _settle_transient(self, job: Job, error: TransientError) -> None:
-        if self._last_attempt(job) and job.task is not None:
+        if self.queue.is_last_delivery(job) and job.task is not None:
             job.error = error
             self._finishers.submit(self._finish, job)
         else:
             self._retry_later(job, error)
 
     def _retry_later(self, job: Job, error: TaskError) -> None:
-        delay = self._backoff(job)
+        delay = self.queue.backoff(job)
         logs.warning("task_retry_scheduled", task_id=job.task_id, message_id=job.message_id,
                      receive_count=job.receive_count, error_code=error.code,
                      error=error.message, retry_in_seconds=delay)
         if job.task is not None:
             with self._slots:
                 self._inflight_ids.discard(job.task.id)
-        self._release(job, delay)
+        self.queue.release(job, delay)
 
     def _give_back(self, job: Job, reason: str) -> None:
         """Release a task this agent will not run (shutdown): visible again at once."""
@@ -640,55 +531,4 @@ class Pipeline:
         if job.task is not None:
             with self._slots:
                 self._inflight_ids.discard(job.task.id)
-        self._release(job, 0)
-
-    def _release(self, job: Job, delay: float) -> None:
-        if job.closed:
-            return
-        job.closed = True
-        self.heartbeat.drop(job.message_id)
-        try:
-            self.sqs.change_message_visibility(
-                QueueUrl=self.config.queue_url, ReceiptHandle=job.receipt,
-                VisibilityTimeout=min(43200, math.ceil(delay)),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # It reappears when its current visibility timeout ends instead.
-            logs.warning("release_failed", message_id=job.message_id, error=clip(exc, 200))
-
-    def _delete(self, job: Job) -> None:
-        if job.closed:
-            return
-        job.closed = True
-        self.heartbeat.drop(job.message_id)
-        try:
-            self.sqs.delete_message(QueueUrl=self.config.queue_url, ReceiptHandle=job.receipt)
-        except (ClientError, BotoCoreError) as exc:
-            # Redelivered later, it finds the final status and is deleted then.
-            logs.warning("delete_failed", message_id=job.message_id, error=clip(exc, 200))
-
-
-_IMAGE_FIELDS = ("init_images", "mask", "image", "images", "imageList", "data", "input_image",
-                 "mask_image")
-
-
-def redact_images(value: Any, depth: int = 0) -> Any:
-    """A copy of runtime parameters without inline image data (it belongs in the images)."""
-    if depth > 20:
-        return None
-    if isinstance(value, dict):
-        return {k: ("<image>" if k in _IMAGE_FIELDS and _is_inline(v) else
-                     redact_images(v, depth + 1)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_images(v, depth + 1) for v in value]
-    if isinstance(value, str) and len(value) > 2048 and " " not in value[:2048]:
-        return "<data>"
-    return value
-
-
-def _is_inline(value: Any) -> bool:
-    if isinstance(value, str):
-        return len(value) > 256 or value.startswith("data:")
-    if isinstance(value, list):
-        return any(_is_inline(v) or isinstance(v, dict) for v in value)
-    return isinstance(value, dict)
+        self.queue.release(job, 0)

@@ -11,14 +11,18 @@ Prints per scenario:
 - busy fraction (steady): generating / (last generation end - first generation start);
 - agent-added time per task: (wall time - generating time) / tasks, i.e. how long the runtime
   waited for the agent per task; and the mean gap between consecutive generations;
-- agent peak RSS (target <= 150 MB).
+- agent peak RSS (target <= 150 MB);
+- for comparison, the gap between generations when a bare client loop (no AWS, no agent)
+  calls the same fake back to back: what the HTTP transfer of the images costs by itself.
 
-Usage: ``python -m bench.agent_throughput [--tasks 200] [--latency-ms 30]``
+Usage (from the repository root):
+``python -m bench.agent_throughput [--tasks 200] [--latency-ms 30] [--concurrency 1]``
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import os
@@ -31,6 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from constructs_lib.local.emulator import FAKE_CREDENTIALS, Emulator
 from tests.agent.harness import Stack, free_port
@@ -100,7 +106,26 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run(scenario: Scenario, tasks: int, latency: float, log_dir: Path) -> dict[str, float]:
+def baseline_gap_ms(scenario: Scenario, calls: int = 8) -> float:
+    """Mean gap between generations when a bare loop calls the fake back to back."""
+    fake = FakeSdWebUI(seconds_per_image=scenario.seconds_per_image,
+                       turbo_seconds_per_image=scenario.seconds_per_image, max_side=512,
+                       noise=True).start()
+    try:
+        with requests.Session() as session:
+            for index in range(calls):
+                answer = session.post(f"{fake.url}/sdapi/v1/txt2img", timeout=60, json={
+                    "prompt": f"baseline {index}", "seed": index, "width": 512, "height": 512})
+                [base64.b64decode(image) for image in answer.json()["images"]]
+    finally:
+        fake.stop()
+    generations = sorted(fake.generations, key=lambda g: g.started)
+    gaps = [b.started - a.ended for a, b in itertools.pairwise(generations)]
+    return sum(gaps) / len(gaps) * 1000
+
+
+def run(scenario: Scenario, tasks: int, latency: float, log_dir: Path,
+        concurrency: int = 1) -> dict[str, float]:
     emulator = Emulator(latency_seconds=latency, log_requests=False).start()
     fake = FakeSdWebUI(seconds_per_image=scenario.seconds_per_image,
                        turbo_seconds_per_image=0.25, switch_seconds=0.0, max_side=512,
@@ -118,6 +143,7 @@ def run(scenario: Scenario, tasks: int, latency: float, log_dir: Path) -> dict[s
         "RUNTIME_NAME": "sdruntime", "API_BASE_URL": fake.url, "DYNAMIC_SD_MODEL": "true",
         "AGENT_HEALTH_PORT": str(port), "AGENT_POD_ANNOTATION": "false",
         "AGENT_VISIBILITY_TIMEOUT_SECONDS": "120", "AGENT_HEARTBEAT_SECONDS": "30",
+        "AGENT_RUNTIME_CONCURRENCY": str(concurrency),
     })
     log_path = log_dir / f"agent-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
@@ -157,15 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200, help="backlog size (default 200)")
     parser.add_argument("--latency-ms", type=float, default=30.0,
                         help="latency added to every AWS call (default 30)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="AGENT_RUNTIME_CONCURRENCY (default 1)")
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()),
                         help="where the agent's log is written")
     args = parser.parse_args(argv)
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
-    print(f"queue agent throughput: {args.tasks} tasks, {args.latency_ms:.0f} ms per AWS call")
+    print(f"queue agent throughput: {args.tasks} tasks, {args.latency_ms:.0f} ms per AWS call, "
+          f"runtime concurrency {args.concurrency}")
     ok = True
     for scenario in SCENARIOS:
-        figures = run(scenario, args.tasks, args.latency_ms / 1000, args.log_dir)
+        baseline = baseline_gap_ms(scenario)
+        figures = run(scenario, args.tasks, args.latency_ms / 1000, args.log_dir,
+                      args.concurrency)
         meets = (figures["busy_fraction"] >= scenario.target and figures["peak_rss_mb"] <= 150
                  and figures["failed"] == 0 and figures["generations"] == args.tasks)
         ok = ok and meets
@@ -180,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  agent-added time per task {figures['added_ms_per_task']:.1f} ms")
         print(f"  gap between generations   mean {figures['mean_gap_ms']:.1f} ms,"
               f" max {figures['max_gap_ms']:.1f} ms")
+        print(f"  same, bare client loop    mean {baseline:.1f} ms (the fake's own transfer"
+              " cost, no agent)")
         print(f"  agent peak RSS            {figures['peak_rss_mb']:.1f} MB (target <= 150)")
         print(f"  {'meets targets' if meets else 'MISSES TARGETS'}")
     return 0 if ok else 1

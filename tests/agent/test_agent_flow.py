@@ -17,9 +17,10 @@ pytestmark = pytest.mark.emulator
 
 
 def test_text_to_image_end_to_end(stack, sdwebui, start_agent) -> None:
-    start_agent(stack, sdwebui.url)
+    agent = start_agent(stack, sdwebui.url)
     stack.publish(task("t2i-1", content={"prompt": "a dog", "width": 64, "height": 64,
-                                         "batch_size": 2, "seed": 5}))
+                                         "batch_size": 2, "seed": 5,
+                                         "negative_prompt": "secret-looking-prompt-text"}))
     result = assert_finished_once(stack, "t2i-1", "completed")
     prefix = f"s3://{stack.bucket}/output/t2i-1"
     assert result["image_url"] == [f"{prefix}/image-0.png", f"{prefix}/image-1.png"]
@@ -43,6 +44,16 @@ def test_text_to_image_end_to_end(stack, sdwebui, start_agent) -> None:
     assert set(record["timings"]) == set(result["timings"])
     assert record["runtime"] == "sdruntime" and record["tasktype"] == "text-to-image"
     assert record["output_location"] == prefix
+    # Observability: one JSON line per event with the timings, one EMF line, no payloads.
+    finished = agent.events("task_finished")
+    assert len(finished) == 1 and finished[0]["status"] == "completed"
+    assert {"queue_wait", "download", "inference", "upload", "total"} <= set(finished[0])
+    emf = [e for e in agent.events() if "_aws" in e]
+    assert len(emf) == 1 and emf[0]["Runtime"] == "sdruntime" and emf[0]["TasksCompleted"] == 1
+    metrics = {m["Name"] for m in emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"QueueWait", "Download", "Inference", "Upload", "Total"} <= metrics
+    assert "secret-looking-prompt-text" not in agent.output()
+    assert all(line.startswith("{") for line in agent.output().splitlines())
 
 
 def test_image_to_image_from_s3_and_raw_body(stack, sdwebui, start_agent) -> None:
@@ -150,6 +161,19 @@ def test_pipelining_prepares_the_next_task_while_one_runs(stack, sdwebui, start_
     finished = {e["task_id"]: e["time"] for e in agent.events("task_finished")}
     order = sorted(received, key=received.get)
     assert received[order[1]] < finished[order[0]]  # N+1 prefetched before N finished
+
+
+def test_runtime_concurrency_is_configurable(stack, sdwebui, start_agent) -> None:
+    sdwebui.seconds_per_image = 0.5
+    for index in range(4):
+        stack.publish(task(f"conc-{index}"))
+    start_agent(stack, sdwebui.url, AGENT_RUNTIME_CONCURRENCY="2")
+    for index in range(4):
+        assert_finished_once(stack, f"conc-{index}", "completed", settle=0)
+    calls = sorted(t for t, path in sdwebui.arrivals if path == "/sdapi/v1/txt2img")
+    generations = sorted(sdwebui.generations, key=lambda g: g.started)
+    # Two requests were in flight at once: the second arrived before the first one ended.
+    assert len(calls) == 4 and calls[1] < generations[0].ended
 
 
 def test_malformed_messages_never_stop_the_loop(stack, sdwebui, start_agent) -> None:

@@ -89,6 +89,7 @@ class FakeServer:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
+        self.arrivals: list[tuple[float, str]] = []  # (time.time(), path) of each request
         self.release = threading.Event()  # set to end hung requests
         self.delay_seconds = 0.0
 
@@ -179,6 +180,7 @@ class FakeServer:
     def _dispatch(self, handler: BaseHTTPRequestHandler, request: Request) -> None:
         with self._lock:
             self.requests.append((request.method, request.path))
+            self.arrivals.append((time.time(), request.path))
         fault = None
         if any(request.path.startswith(p) for p in self.fault_paths()):
             fault = self._take_fault(request.path)

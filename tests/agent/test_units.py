@@ -1,0 +1,90 @@
+"""Unit tests: image sniffing, redaction, heartbeat against the emulator, exit on bad config."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+
+import boto3
+import pytest
+from PIL import Image
+
+from agent.heartbeat import Heartbeat
+from agent.images import sniff
+from agent.notify import message_from_record
+from agent.report import redact_images
+from tests.agent.harness import REPO, Stack, wait_for
+
+
+def _encode(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "ext", "content_type"), [
+    ("PNG", "png", "image/png"), ("JPEG", "jpeg", "image/jpeg"),
+    ("WEBP", "webp", "image/webp"), ("GIF", "gif", "image/gif")])
+def test_format_is_sniffed_from_the_bytes(fmt: str, ext: str, content_type: str) -> None:
+    assert sniff(_encode(fmt)) == (ext, content_type)
+
+
+def test_unknown_bytes_are_octet_stream() -> None:
+    assert sniff(b"hello") == ("bin", "application/octet-stream")
+
+
+def test_inline_image_data_is_removed_from_parameters() -> None:
+    big = "iVBORw0KGgo" + "A" * 5000
+    params = {"prompt": "a cat " * 100, "init_images": [big], "mask": None,
+              "alwayson_scripts": {"controlnet": {"args": [{"image": big, "weight": 1}]}},
+              "seed": 3}
+    clean = redact_images(params)
+    assert clean["init_images"] == "<image>"
+    assert clean["alwayson_scripts"]["controlnet"]["args"][0] == {"image": "<image>",
+                                                                  "weight": 1}
+    assert clean["prompt"] == params["prompt"] and clean["seed"] == 3 and clean["mask"] is None
+    assert len(json.dumps(clean)) < 1000
+
+
+def test_result_message_from_a_record() -> None:
+    record = {"id": "r1", "runtime": "sdruntime", "status": "failed",
+              "output_location": "s3://b/out/r1", "context": '{"a":1}',
+              "error": {"code": "x", "message": "m", "details": []},
+              "timings": {"total": 1.5}, "images": []}
+    message = message_from_record(record, "b")
+    assert message == {"runtime": "sdruntime", "id": "r1", "result": False, "status": "failed",
+                       "image_url": [], "output_url": "s3://b/out/r1/result.json",
+                       "context": {"a": 1}, "error": record["error"],
+                       "timings": {"total": 1.5}}
+
+
+def test_heartbeat_extends_held_messages_and_stops_when_dropped(agent_emulator) -> None:
+    stack = Stack(agent_emulator.endpoint, queue_visibility=2)
+    sqs = boto3.client("sqs", endpoint_url=agent_emulator.endpoint, region_name="us-west-2")
+    stack.send_raw("held")
+    message = sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=2)["Messages"][0]
+    beat = Heartbeat(sqs, stack.queue_url, visibility_seconds=2, interval_seconds=0.5)
+    beat.start()
+    try:
+        beat.hold(message["MessageId"], message["ReceiptHandle"])
+        time.sleep(4)  # twice the visibility timeout: without the heartbeat it reappears
+        assert stack.queue_counts() == (0, 1)
+        beat.drop(message["MessageId"])
+        assert beat.held_count() == 0
+        wait_for(lambda: stack.queue_counts() == (1, 0), 6, "the message to reappear")
+    finally:
+        beat.stop()
+
+
+def test_bad_configuration_exits_2_listing_every_problem() -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "RUNTIME_TYPE": "nope",
+           "AGENT_WAIT_TIME_SECONDS": "99"}
+    done = subprocess.run([sys.executable, "-m", "agent"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    for fragment in ("SQS_QUEUE_URL is required", "RUNTIME_TYPE must be one of",
+                     "AGENT_WAIT_TIME_SECONDS must be between 0 and 20"):
+        assert fragment in done.stderr
