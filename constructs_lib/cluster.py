@@ -87,6 +87,17 @@ _BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
                       1827, 2192, 2557, 2922, 3288, 3653)
+# Ports the control plane opens on nodes: kubelet, and the webhooks and extension API
+# servers of the controllers this project installs (not the whole ephemeral range).
+CONTROL_PLANE_TO_NODE_PORTS = (
+    (443, "admission webhooks on 443"),
+    (4443, "metrics-server style extension API servers on 4443"),
+    (6443, "extension API servers on 6443 (KEDA metrics)"),
+    (8443, "webhooks on 8443 (Karpenter, when enabled)"),
+    (9443, "webhooks on 9443 (KEDA, CloudWatch agent operator)"),
+    (10250, "the kubelet"),
+    (10251, "metrics-server (EKS add-on) on 10251"),
+)
 AZ_KEYS = "ABCDEF"  # construct-ID key of the n-th availability zone (stable per position)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 _CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
@@ -104,6 +115,9 @@ class NewVpcProps:
     The CIDR is split into eight equal blocks: the first ``az_count`` are the private
     subnets (nodes and pods: the VPC CNI gives every pod a VPC address), the last holds one
     small public subnet per zone (NAT gateways only; nothing gets a public IP on launch).
+
+    ``availability_zones`` pins the zones by name (recommended: the subnets then never
+    move); empty uses the region's first ``az_count`` available zones.
     """
 
     cidr: str = "10.0.0.0/16"
@@ -111,9 +125,24 @@ class NewVpcProps:
     nat_gateways: Literal["one_per_az", "single"] = "one_per_az"
     interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS
     flow_logs: bool = True
+    availability_zones: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("interface_endpoints", "availability_zones"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def problems(self) -> list[str]:
         out = []
+        if self.availability_zones:
+            if len(self.availability_zones) != self.az_count:
+                out.append(f"vpc.availability_zones lists {len(self.availability_zones)} "
+                           f"zones but vpc.az_count is {self.az_count}")
+            if len(set(self.availability_zones)) != len(self.availability_zones):
+                out.append("vpc.availability_zones lists a zone twice")
+            for zone in self.availability_zones:
+                if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d[a-z]", zone):
+                    out.append(f'vpc.availability_zones: "{zone}" is not a zone name like '
+                               "us-west-2a")
         try:
             net = ipaddress.ip_network(self.cidr)
         except ValueError:
@@ -317,11 +346,17 @@ class _Network(Construct):
         name = props.name
         cluster_name = props.physical_cluster_name
         private_cidrs, public_cidrs = vpc_props.subnet_cidrs()
-        zones = aws.data_aws_availability_zones.DataAwsAvailabilityZones(
-            self, "Zones", state="available",
-            filter=[aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
-                name="opt-in-status", values=["opt-in-not-required"])],
-        )
+        zone_names: list[str] = list(vpc_props.availability_zones)
+        if not zone_names:
+            # Unpinned: the first az_count available zones. If one of them ever stops being
+            # "available" the list shifts and subnets would be replaced: pin them instead.
+            zones = aws.data_aws_availability_zones.DataAwsAvailabilityZones(
+                self, "Zones", state="available",
+                filter=[aws.data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
+                    name="opt-in-status", values=["opt-in-not-required"])],
+            )
+            zone_names = [Token.as_string(Fn.element(zones.names, i))
+                          for i in range(vpc_props.az_count)]
         self.vpc = aws.vpc.Vpc(
             self, "Vpc", cidr_block=vpc_props.cidr, enable_dns_support=True,
             enable_dns_hostnames=True, tags={"Name": f"{name}-vpc"},
@@ -343,7 +378,7 @@ class _Network(Construct):
         nats: list = []
         for index in range(vpc_props.az_count):
             key = AZ_KEYS[index]
-            zone = Token.as_string(Fn.element(zones.names, index))
+            zone = zone_names[index]
             public = aws.subnet.Subnet(
                 self, f"PublicSubnet{key}", vpc_id=self.vpc.id, availability_zone=zone,
                 cidr_block=public_cidrs[index], map_public_ip_on_launch=False,
@@ -511,14 +546,11 @@ class GpuEksCluster(Construct):
         sg_in(self, "NodeIngressFromNodes", security_group_id=self._node_sg.id,
               ip_protocol="-1", referenced_security_group_id=self._node_sg.id,
               description="Node to node and pod to pod (VPC CNI pods use the node group)")
-        sg_in(self, "NodeIngressHttpsFromCluster", security_group_id=self._node_sg.id,
-              ip_protocol="tcp", from_port=443, to_port=443,
-              referenced_security_group_id=self._cluster_sg.id,
-              description="Control plane to admission webhooks on 443")
-        sg_in(self, "NodeIngressHighPortsFromCluster", security_group_id=self._node_sg.id,
-              ip_protocol="tcp", from_port=1025, to_port=65535,
-              referenced_security_group_id=self._cluster_sg.id,
-              description="Control plane to kubelet, webhooks and extension API servers")
+        for port, what in CONTROL_PLANE_TO_NODE_PORTS:
+            sg_in(self, f"NodeIngressFromCluster{port}", security_group_id=self._node_sg.id,
+                  ip_protocol="tcp", from_port=port, to_port=port,
+                  referenced_security_group_id=self._cluster_sg.id,
+                  description=f"Control plane to {what}")
         aws.vpc_security_group_egress_rule.VpcSecurityGroupEgressRule(
             self, "NodeEgressAll", security_group_id=self._node_sg.id, ip_protocol="-1",
             cidr_ipv4="0.0.0.0/0",
@@ -848,6 +880,7 @@ def props_from_config(config: Config, *, model_bucket_arn: str | None = None,
             cidr=new.cidr, az_count=new.az_count, nat_gateways=new.nat_gateways,
             interface_endpoints=DEFAULT_INTERFACE_ENDPOINTS if new.interface_endpoints else (),
             flow_logs=new.flow_logs,
+            availability_zones=tuple(new.availability_zones),
         )
     versions = dict(cluster.addons)
     return GpuEksClusterProps(

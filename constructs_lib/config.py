@@ -155,6 +155,18 @@ class NewVpc(_Model):
         True, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs endpoints."
     )
     flow_logs: bool = Field(True, description="VPC flow logs to CloudWatch Logs (KMS).")
+    availability_zones: list[str] = Field(
+        [], description="Zone names to use (az_count of them); empty: the first available."
+    )
+
+    @model_validator(mode="after")
+    def _zones(self) -> NewVpc:
+        if self.availability_zones and len(self.availability_zones) != self.az_count:
+            raise ValueError(
+                f"availability_zones lists {len(self.availability_zones)} zones but az_count "
+                f"is {self.az_count}"
+            )
+        return self
 
     @field_validator("cidr")
     @classmethod
