@@ -16,7 +16,7 @@ from constructs_lib import cluster as cluster_lib
 from constructs_lib import karpenter as karpenter_lib
 from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
-from constructs_lib._cdktf import App, TerraformStack
+from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm, kubernetes
 from constructs_lib.app import ingress_props
 from constructs_lib.config import Config
@@ -46,6 +46,7 @@ def build(config: Config, outdir: Path | str, *, runtime_props: RuntimePropsEdit
     GPU pools' props (to provoke consistency errors)."""
     app = App(outdir=str(outdir))
     stack = TerraformStack(app, config.name)
+    LocalBackend(stack, path="terraform.tfstate")
     aws.provider.AwsProvider(stack, "aws", region=config.region)
     # Provider configuration is main.py's job; these only have to exist for synthesis.
     helm.provider.HelmProvider(
