@@ -1,0 +1,1 @@
+"""AWS Lambda handlers of the image service: ``ingest`` and ``status`` (see README.md)."""
