@@ -1,0 +1,63 @@
+"""Test stacks holding GpuEksCluster and KarpenterGpuPool, built like ``main.py`` builds
+the service (providers configured at the stack, never in the constructs).
+
+``build_stack`` is the one place the tests assemble the two constructs; the provider
+wiring mirrors what ``constructs_lib/app.py`` does for the Helm and Kubernetes providers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from constructs_lib._cdktf import App, LocalBackend, TerraformStack
+from constructs_lib._providers import aws, helm
+from constructs_lib.cluster import GpuEksCluster, GpuEksClusterProps
+from constructs_lib.cluster import props_from_config as cluster_props_from_config
+from constructs_lib.config import Config
+from constructs_lib.karpenter import KarpenterGpuPool, KarpenterGpuPoolProps
+from constructs_lib.karpenter import props_from_config as pool_props_from_config
+
+MODEL_BUCKET_ARN = "arn:aws:s3:::sdaas-models-123456789012"
+
+
+def configure_providers(stack: TerraformStack, cluster: GpuEksCluster, region: str) -> None:
+    """AWS provider for the region; Helm provider reaching the cluster with an exec token."""
+    aws.provider.AwsProvider(stack, "aws", region=region)
+    conn = cluster.kubernetes_connection
+    hp = helm.provider
+    hp.HelmProvider(stack, "helm", kubernetes=hp.HelmProviderKubernetes(
+        host=conn.host,
+        cluster_ca_certificate=conn.cluster_ca_certificate,
+        exec=hp.HelmProviderKubernetesExec(api_version=conn.exec_api_version,
+                                           command=conn.exec_command,
+                                           args=list(conn.exec_args)),
+    ))
+
+
+def build_stack(app: App, name: str, *, config: Config | None = None,
+                cluster_props: GpuEksClusterProps | None = None,
+                pool_props: KarpenterGpuPoolProps | None = None,
+                region: str = "us-west-2") -> tuple[TerraformStack, GpuEksCluster,
+                                                    KarpenterGpuPool | None]:
+    """A stack with the cluster and (when given or derivable) the Karpenter pools."""
+    stack = TerraformStack(app, name)
+    LocalBackend(stack, path="terraform.tfstate")  # relative: no machine path in the output
+    if config is not None:
+        cluster_props = cluster_props or cluster_props_from_config(
+            config, model_bucket_arn=MODEL_BUCKET_ARN)
+        pool_props = pool_props or pool_props_from_config(config)
+    cluster = GpuEksCluster(stack, "Cluster", props=cluster_props)
+    configure_providers(stack, cluster, region)
+    pool = None
+    if pool_props is not None:
+        pool = KarpenterGpuPool(stack, "Karpenter", cluster=cluster, props=pool_props)
+    return stack, cluster, pool
+
+
+def synth_stack(outdir: Path, name: str, **kwargs) -> tuple[Path, GpuEksCluster,
+                                                             KarpenterGpuPool | None]:
+    """Synthesize one stack (assets included) to ``outdir``; return its directory."""
+    app = App(outdir=str(outdir), skip_validation=False)
+    _, cluster, pool = build_stack(app, name, **kwargs)
+    app.synth()
+    return outdir / "stacks" / name, cluster, pool
