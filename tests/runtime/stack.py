@@ -18,7 +18,7 @@ from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm, kubernetes
-from constructs_lib.app import ingress_props
+from constructs_lib.app import AWS_PROVIDER_CONSTRAINT, ingress_props
 from constructs_lib.config import Config
 from constructs_lib.ingress import ServerlessIngress
 
@@ -48,6 +48,8 @@ def build(config: Config, outdir: Path | str, *, runtime_props: RuntimePropsEdit
     stack = TerraformStack(app, config.name)
     LocalBackend(stack, path="terraform.tfstate")
     aws.provider.AwsProvider(stack, "aws", region=config.region)
+    stack.add_override("terraform.required_providers.aws",
+                       {"source": "hashicorp/aws", "version": AWS_PROVIDER_CONSTRAINT})
     # Provider configuration is main.py's job; these only have to exist for synthesis.
     helm.provider.HelmProvider(
         stack, "helm", kubernetes=helm.provider.HelmProviderKubernetes(host="https://cluster"))
