@@ -133,7 +133,7 @@ class OutputConfig(_Model):
 class LambdaConfig(_Model):
     reserved_concurrency: int = Field(20, ge=1)
     log_retention_days: int = 30
-    memory_mb: int = Field(256, ge=128, le=10240)
+    memory_mb: int = Field(512, ge=128, le=10240)
 
 
 class AlarmConfig(_Model):
@@ -455,7 +455,8 @@ class RuntimeConfig(_Model):
     )
     dynamic_model: bool = Field(False, description="A request may pick its checkpoint.")
     model_prefix: str | None = Field(
-        None, description="Prefix in the model bucket; defaults to the runtime name."
+        None, description='Prefix in the model bucket; defaults to the runtime name; "" '
+        "mounts the whole bucket (the reference's layout)."
     )
     image: str | None = Field(
         None, description="Runtime container image override (repository:tag or "
@@ -512,7 +513,7 @@ class RuntimeConfig(_Model):
     @field_validator("model_prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
-        if value is not None and (not MODEL_PREFIX_RE.match(value) or ".." in value.split("/")):
+        if value and (not MODEL_PREFIX_RE.match(value) or ".." in value.split("/")):
             raise ValueError(
                 "must be a key prefix without leading or trailing '/' like \"models/webui\" "
                 f'(got "{value}")'
@@ -551,8 +552,9 @@ class RuntimeConfig(_Model):
 
     @property
     def effective_model_prefix(self) -> str:
-        """Key prefix of this runtime's models in the model bucket (no trailing '/')."""
-        return self.model_prefix or self.name
+        """Key prefix of this runtime's models in the model bucket (no trailing '/'; empty:
+        the whole bucket)."""
+        return self.name if self.model_prefix is None else self.model_prefix
 
 
 class Config(_Model):

@@ -88,7 +88,7 @@ class ServerlessIngressProps:
     task_ttl_days: int = 30
     force_destroy_outputs: bool = False
     lambda_reserved_concurrency: int = 20
-    lambda_memory_mb: int = 256
+    lambda_memory_mb: int = 512
     log_retention_days: int = 30
     api_log_retention_days: int = 30
     alarm_topic_arn: str | None = None

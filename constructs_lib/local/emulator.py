@@ -89,6 +89,9 @@ def _sqs_aws_shaped_redrive_attributes() -> None:
         if allow:
             parsed = json.loads(allow) if isinstance(allow, str) else allow
             result["RedriveAllowPolicy"] = json.dumps(parsed, separators=(",", ":"))
+        else:
+            # Setting it to "" removes it, as on AWS (Terraform waits for that on destroy).
+            result.pop("RedriveAllowPolicy", None)
         return result
 
     Queue.attributes = property(attributes)

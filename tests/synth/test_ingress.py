@@ -1,0 +1,195 @@
+"""Property assertions on ServerlessIngress as synthesized for the example config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+RUNTIMES = ("sdruntime", "comfyui")
+
+
+def _statements(synthesized, path_suffix: str) -> list[dict]:
+    return synthesized.by_path("aws_iam_policy_document", path_suffix)["statement"]
+
+
+def test_queues_are_encrypted_long_polled_with_dead_letter(synthesized, example_config):
+    queues = synthesized.resources("aws_sqs_queue")
+    assert len(queues) == 2 * len(RUNTIMES)
+    for runtime in RUNTIMES:
+        queue = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/Queue")
+        dlq = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterQueue")
+        for q in (queue, dlq):
+            assert q["kms_master_key_id"].startswith("${aws_kms_key.")
+        assert queue["name"] == f"sdaas-{runtime}-tasks"
+        assert queue["receive_wait_time_seconds"] == 20
+        assert queue["visibility_timeout_seconds"] == example_config.queue.visibility_timeout_seconds
+        redrive = queue["redrive_policy"]
+        assert "deadLetterTargetArn" in redrive and "maxReceiveCount" in redrive
+        assert f"{example_config.queue.max_receive_count}" in redrive
+        dlq_ref = "aws_sqs_queue." + next(
+            k for k, v in queues.items() if v is dlq or v == dlq
+        )
+        assert dlq_ref in redrive
+
+
+def test_each_queue_subscribes_with_a_filter_on_its_runtime(synthesized):
+    subs = synthesized.resources("aws_sns_topic_subscription")
+    assert len(subs) == len(RUNTIMES)
+    for runtime in RUNTIMES:
+        sub = synthesized.by_path("aws_sns_topic_subscription", f"Runtime-{runtime}/Subscription")
+        assert json.loads(sub["filter_policy"]) == {"runtime": [runtime]}
+        assert sub["filter_policy_scope"] == "MessageAttributes"
+        assert sub["protocol"] == "sqs"
+        assert "InputTopic" in sub["topic_arn"]
+        assert f"Runtime-{runtime}_Queue" in sub["endpoint"]
+
+
+def test_queue_policy_admits_only_the_input_topic_over_tls(synthesized):
+    for runtime in RUNTIMES:
+        statements = _statements(synthesized, f"Runtime-{runtime}/QueuePolicyDocument")
+        allow = [s for s in statements if s["effect"] == "Allow"]
+        assert len(allow) == 1
+        (stmt,) = allow
+        assert stmt["actions"] == ["sqs:SendMessage"]
+        assert stmt["principals"] == [{"type": "Service", "identifiers": ["sns.amazonaws.com"]}]
+        (cond,) = stmt["condition"]
+        assert cond["test"] == "ArnEquals" and cond["variable"] == "aws:SourceArn"
+        assert cond["values"] == ["${aws_sns_topic.Ingress_InputTopic_9524D474.arn}"]
+        deny = [s for s in statements if s["effect"] == "Deny"]
+        assert deny and deny[0]["condition"][0]["variable"] == "aws:SecureTransport"
+
+
+def test_topics_table_bucket_and_logs_use_the_customer_key(synthesized):
+    for topic in synthesized.resources("aws_sns_topic").values():
+        assert topic["kms_master_key_id"].startswith("${aws_kms_key.")
+    table = synthesized.by_path("aws_dynamodb_table", "TaskTable")
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["server_side_encryption"] == {
+        "enabled": True, "kms_key_arn": "${aws_kms_key.Ingress_Key_B302F776.arn}"}
+    assert table["point_in_time_recovery"] == {"enabled": True}
+    assert table["ttl"] == {"attribute_name": "expires_at", "enabled": True}
+    sse = synthesized.by_path("aws_s3_bucket_server_side_encryption_configuration",
+                              "OutputBucketEncryption")
+    (rule,) = sse["rule"]
+    assert rule["bucket_key_enabled"] is True
+    assert rule["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
+    pab = synthesized.by_path("aws_s3_bucket_public_access_block", "OutputBucketPublicAccess")
+    assert all(pab[k] is True for k in ("block_public_acls", "block_public_policy",
+                                         "ignore_public_acls", "restrict_public_buckets"))
+    for group in synthesized.resources("aws_cloudwatch_log_group").values():
+        assert group["kms_key_id"].startswith("${aws_kms_key.")
+        assert group["retention_in_days"] >= 1
+    key = synthesized.by_path("aws_kms_key", "Ingress/Key")
+    assert key["enable_key_rotation"] is True
+
+
+def test_bucket_policy_denies_plain_http_and_lifecycle_expires(synthesized, example_config):
+    (deny,) = _statements(synthesized, "OutputBucketPolicyDocument")
+    assert deny["effect"] == "Deny" and deny["actions"] == ["s3:*"]
+    assert deny["condition"] == [
+        {"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+    assert len(deny["resources"]) == 2
+    lifecycle = synthesized.by_path("aws_s3_bucket_lifecycle_configuration",
+                                    "OutputBucketLifecycle")
+    (rule,) = lifecycle["rule"]
+    assert rule["expiration"] == [{"days": example_config.outputs.expire_after_days}]
+    assert rule["abort_incomplete_multipart_upload"] == [{"days_after_initiation": 1}]
+
+
+def test_every_method_requires_an_api_key(synthesized):
+    methods = synthesized.resources("aws_api_gateway_method")
+    routes = {(m["http_method"], m["//"]["metadata"]["path"].rsplit("/", 1)[-1])
+              for m in methods.values()}
+    assert routes == {("POST", "MethodPostV1alpha2"), ("POST", "MethodPostV1alpha1"),
+                      ("GET", "MethodGetTask")}
+    assert all(m["api_key_required"] is True for m in methods.values())
+    paths = {r["path_part"] for r in synthesized.resources("aws_api_gateway_resource").values()}
+    assert paths == {"v1alpha2", "v1alpha1", "tasks", "{id}"}
+
+
+def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
+    plan = synthesized.by_path("aws_api_gateway_usage_plan", "UsagePlan")
+    assert plan["throttle_settings"] == {
+        "rate_limit": example_config.api.rate_limit_per_second,
+        "burst_limit": example_config.api.burst_limit,
+    }
+    stage = synthesized.by_path("aws_api_gateway_stage", "Stage")
+    assert stage["xray_tracing_enabled"] is True
+    access_format = json.loads(stage["access_log_settings"]["format"])
+    assert access_format["requestId"] == "$context.requestId"
+    assert "apiKey" not in json.dumps(access_format).replace("apiKeyId", "")
+    settings = synthesized.by_path("aws_api_gateway_method_settings", "MethodSettings")["settings"]
+    assert settings["metrics_enabled"] is True
+    assert settings["data_trace_enabled"] is False  # never log request bodies
+    assert settings["throttling_rate_limit"] > 0 and settings["throttling_burst_limit"] > 0
+
+
+def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
+    functions = synthesized.resources("aws_lambda_function")
+    assert {f["function_name"] for f in functions.values()} == {"sdaas-ingest", "sdaas-status"}
+    for function in functions.values():
+        assert function["runtime"] == "python3.12"
+        assert function["tracing_config"] == {"mode": "Active"}
+        assert function["reserved_concurrent_executions"] >= 1
+        assert function["filename"].startswith("assets/")
+        assert function["handler"].startswith("lambda_src.")
+    ingest = _statements(synthesized, "Ingest/Role/Function/Document")
+    actions = {a for s in ingest for a in s["actions"]}
+    assert "sns:Publish" in actions and "dynamodb:PutItem" in actions
+    assert not any("*" in a for a in actions)
+    status = _statements(synthesized, "Status/Role/Function/Document")
+    status_actions = {a for s in status for a in s["actions"]}
+    assert "sns:Publish" not in status_actions and "dynamodb:PutItem" not in status_actions
+    for stmt in ingest + status:
+        if stmt["resources"] == ["*"]:
+            assert set(stmt["actions"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_ingest_environment_names_every_runtime(synthesized, example_config):
+    ingest = synthesized.by_path("aws_lambda_function", "Ingest/Function")
+    runtimes = json.loads(ingest["environment"]["variables"]["RUNTIMES"])
+    assert runtimes == {
+        r.name: {"type": r.type, "models": list(r.models), "dynamic_model": r.dynamic_model}
+        for r in example_config.runtimes
+    }
+
+
+def test_alarms_cover_dead_letters_age_errors_and_5xx(synthesized):
+    alarms = {a["alarm_name"]: a for a in synthesized.resources("aws_cloudwatch_metric_alarm").values()}
+    for runtime in RUNTIMES:
+        dlq = alarms[f"sdaas-{runtime}-dlq-not-empty"]
+        assert dlq["metric_name"] == "ApproximateNumberOfMessagesVisible"
+        assert dlq["threshold"] == 0
+        assert alarms[f"sdaas-{runtime}-oldest-task"]["metric_name"] == "ApproximateAgeOfOldestMessage"
+    assert alarms["sdaas-ingest-errors"]["metric_name"] == "Errors"
+    assert alarms["sdaas-api-5xx"]["metric_name"] == "5XXError"
+
+
+def test_provider_constraint_and_backend(synthesized):
+    terraform = synthesized.doc["terraform"]
+    assert terraform["required_providers"]["aws"] == {"source": "hashicorp/aws",
+                                                      "version": "~> 5.99"}
+    assert terraform["backend"] == {"local": {"path": "terraform.tfstate"}}
+
+
+def test_props_are_validated_in_the_users_words():
+    from constructs_lib.ingress import RuntimeSpec, ServerlessIngressProps
+
+    with pytest.raises(ValueError, match=r"runtime names must be unique \(got a, a\)"):
+        ServerlessIngressProps(runtimes=(RuntimeSpec(name="a", type="sdwebui"),
+                                         RuntimeSpec(name="a", type="comfyui")))
+    with pytest.raises(ValueError, match=r"max_receive_count must be 1..1000 \(got 0\)"):
+        ServerlessIngressProps(runtimes=(RuntimeSpec(name="a", type="sdwebui"),),
+                               max_receive_count=0)
+
+
+def test_queue_for_unknown_runtime_names_the_configured_ones(synthesized):
+    from constructs_lib._cdktf import App, TerraformStack
+    from constructs_lib.ingress import RuntimeSpec, ServerlessIngress, ServerlessIngressProps
+
+    stack = TerraformStack(App(), "probe")
+    ingress = ServerlessIngress(stack, "Ingress", props=ServerlessIngressProps(
+        runtimes=(RuntimeSpec(name="one", type="sdwebui"),)))
+    with pytest.raises(KeyError, match="configured: one"):
+        ingress.queue_for("two")
