@@ -287,16 +287,18 @@ class ModelBucket(Construct):
         return self._created
 
     def grant_read(self, grantee: Construct, *, prefix: str, role_name: str) -> None:
-        """List and read the objects under ``<prefix>/`` (what Mountpoint needs)."""
-        if not _PREFIX.match(prefix):
+        """List and read the objects under ``<prefix>/`` (what Mountpoint needs); an empty
+        prefix grants the whole bucket."""
+        if prefix and not _PREFIX.match(prefix):
             raise ValueError(f"model prefix must not start or end with '/' (got {prefix!r})")
+        keys = f"{prefix}/*" if prefix else "*"
         statements = [
             Statement(sid="ListModels", actions=("s3:ListBucket",),
                       resources=(self.bucket_arn,),
                       conditions=(Condition(test="StringLike", variable="s3:prefix",
-                                            values=(f"{prefix}/*",)),)),
+                                            values=(keys,)),) if prefix else ()),
             Statement(sid="ReadModels", actions=("s3:GetObject",),
-                      resources=(f"{self.bucket_arn}/{prefix}/*",)),
+                      resources=(f"{self.bucket_arn}/{keys}",)),
         ]
         if self.kms_key_arn:
             statements.append(Statement(sid="DecryptModels", actions=("kms:Decrypt",),
@@ -396,7 +398,7 @@ class SdRuntimeProps:
     service_account: str = SERVICE_ACCOUNT
     models: tuple[str, ...] = ()
     dynamic_model: bool = False
-    model_prefix: str | None = None
+    model_prefix: str | None = None  # default: the runtime name; "": the whole bucket
     image: ContainerImage | None = None
     agent_image: ContainerImage | None = None
     agent_image_tag: str = "0.1.0"
@@ -419,9 +421,10 @@ class SdRuntimeProps:
             problems.append(
                 f"service_account must be a DNS subdomain (got {self.service_account!r})"
             )
-        if self.model_prefix is not None and not _PREFIX.match(self.model_prefix):
+        if self.model_prefix and not _PREFIX.match(self.model_prefix):
             problems.append(
-                f"model_prefix must not start or end with '/' (got {self.model_prefix!r})"
+                f"model_prefix must not start or end with '/' (got {self.model_prefix!r}); "
+                'use "" for the whole bucket'
             )
         if not _TAG.match(self.agent_image_tag) or self.agent_image_tag == "latest":
             problems.append(
@@ -448,7 +451,8 @@ class SdRuntimeProps:
 
     @property
     def effective_model_prefix(self) -> str:
-        return self.model_prefix or self.runtime
+        """The runtime's key prefix in the model bucket ("" : the whole bucket)."""
+        return self.runtime if self.model_prefix is None else self.model_prefix
 
     @property
     def effective_grace_seconds(self) -> int:
@@ -545,7 +549,8 @@ class SdRuntime(Construct):
             },
             "aws": {"region": cluster.region},
             "models": {"bucket": model_bucket.bucket_name,
-                       "prefix": f"{props.effective_model_prefix}/"},
+                       "prefix": (f"{props.effective_model_prefix}/"
+                                  if props.effective_model_prefix else "")},
             "serviceAccount": {"name": service_account},
             "autoscaled": True,
             "maxTaskSeconds": props.task_timeout_seconds,
@@ -669,7 +674,8 @@ class SdRuntime(Construct):
     @property
     def checkpoint_prefix(self) -> str:
         """Key prefix (ending with '/') where this runtime looks for checkpoints."""
-        return f"{self.model_prefix}/{CHECKPOINT_DIRS[self.runtime_type]}/"
+        directory = f"{CHECKPOINT_DIRS[self.runtime_type]}/"
+        return f"{self.model_prefix}/{directory}" if self.model_prefix else directory
 
 
 def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,

@@ -10,7 +10,8 @@ checkpoint goes to
 
 for every runtime named with ``--runtime`` (default: every configured runtime). The model
 prefix of a runtime is ``runtimes[].model_prefix`` in the configuration file (default: its
-name). The bucket is ``--bucket``, else the stack's Terraform output ``model_bucket``.
+name; empty: the bucket's top level). The bucket is ``--bucket``, else the stack's
+Terraform output ``model_bucket``.
 
 The file is read once before the upload to compute its SHA-256 (stored as the object's
 ``sha256`` metadata, so anyone can check a download with ``sha256sum``) and the SHA-256 of
@@ -295,7 +296,8 @@ def destinations_for(config: Any, filename: str,
     for name, spec in configured.items():
         if name not in wanted:
             continue
-        key = destination_key(spec.model_prefix or spec.name, spec.type, filename)
+        prefix = spec.name if spec.model_prefix is None else spec.model_prefix
+        key = destination_key(prefix, spec.type, filename)
         if key not in seen:
             seen.add(key)
             out.append(Destination(runtime=name, runtime_type=spec.type, key=key))
@@ -346,7 +348,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="configuration file (default: SD_CONFIG, config.yaml, the example)")
     parser.add_argument("--stack-dir", type=Path,
                         help="synthesized stack to read outputs from "
-                        "(default: cdktf.out/stacks/<name>)")
+                        "(default: $CDKTF_OUTDIR or cdktf.out, then stacks/<name>)")
     parser.add_argument("--part-size-mib", type=int, default=DEFAULT_PART_MIB,
                         help=f"multipart part size in MiB (>= 5; default {DEFAULT_PART_MIB})")
     parser.add_argument("--concurrency", type=int, default=8, help="parallel part uploads")
@@ -373,7 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         destinations = destinations_for(config, path.name, args.runtime)
         bucket = args.bucket or bucket_from_terraform(
-            args.stack_dir or Path("cdktf.out") / "stacks" / config.name
+            args.stack_dir
+            or Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")) / "stacks" / config.name
         )
     except (UploadError, ConfigError) as exc:
         print(f"upload-model: {exc}", file=sys.stderr)

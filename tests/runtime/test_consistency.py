@@ -278,3 +278,9 @@ def test_agent_repository_refuses_latest(runtime_stack):
     repository: AgentImageRepository = runtime_stack.built.repository
     with pytest.raises(ValueError, match="immutable"):
         repository.image("latest")
+
+
+def test_empty_model_prefix_means_the_whole_bucket():
+    props = SdRuntimeProps(runtime="x1", model_prefix="")
+    assert props.effective_model_prefix == ""
+    assert SdRuntimeProps(runtime="x1").effective_model_prefix == "x1"

@@ -270,3 +270,20 @@ def test_example_config_loads_with_its_runtime_settings():
     config = load_config(EXAMPLE_CONFIG)
     assert [r.name for r in config.runtimes] == list(RUNTIMES)
     assert config.keda.chart_version.startswith("2.20.")
+
+
+def test_whole_bucket_runtime_reads_the_reference_layout(tmp_path):
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["runtimes"][0]["model_prefix"] = ""
+    built = stack_lib.build(parse_config(data), tmp_path)
+    doc = stack_lib.load(stack_lib.synth(built))
+    (document,) = [body for body in doc["data"]["aws_iam_policy_document"].values()
+                   if body["//"]["metadata"]["path"].endswith(
+                       "/Runtime-sdruntime/Role/ReadModels/Document")]
+    listing, reading = document["statement"]
+    assert "condition" not in listing
+    assert reading["resources"][0].endswith(".arn}/*")
+    (release,) = [body for body in doc["resource"]["helm_release"].values()
+                  if body["//"]["metadata"]["path"] == "sdaas/Runtime-sdruntime/Release"]
+    assert yaml.safe_load(release["values"][0])["models"]["prefix"] == ""
+    assert built.runtimes["sdruntime"].checkpoint_prefix == "Stable-diffusion/"

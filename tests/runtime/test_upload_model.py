@@ -220,3 +220,10 @@ def test_progress_bar_writes_tenths_when_not_a_terminal():
     assert len(lines) == 11
     assert lines[0].startswith("upload [..............................]   1.0%")
     assert lines[-1].startswith("upload [##############################] 100.0%")
+
+
+def test_an_empty_model_prefix_puts_the_model_at_the_top_level():
+    config = load_config(EXAMPLE_CONFIG)
+    top = config.model_copy(update={"runtimes": [
+        config.runtimes[0].model_copy(update={"model_prefix": ""})]})
+    assert destinations_for(top, MODEL)[0].key == f"Stable-diffusion/{MODEL}"
