@@ -685,7 +685,11 @@ def duration_seconds(value: str) -> int:
 
 
 def main() -> int:
-    """``python -m constructs_lib.config [--schema]``: check or export the schema."""
+    """``python -m constructs_lib.config [--schema | --stack-name]``.
+
+    Without flags: check the configuration file. ``--schema``: print the JSON Schema.
+    ``--stack-name``: print the name of the stack ``main.py`` writes.
+    """
     import sys  # noqa: PLC0415
 
     if "--schema" in sys.argv[1:]:
@@ -696,6 +700,9 @@ def main() -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if "--stack-name" in sys.argv[1:]:
+        print(cfg.name)
+        return 0
     print(f"{config_path()}: OK ({len(cfg.runtimes)} runtimes)")
     return 0
 

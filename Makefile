@@ -1,0 +1,72 @@
+# The user interface of the project. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
+TERRAFORM ?= terraform
+# A filesystem mirror of providers (offline machines): terraform init -plugin-dir=$(TF_PLUGIN_DIR)
+TF_INIT_FLAGS := -input=false $(if $(TF_PLUGIN_DIR),-plugin-dir=$(TF_PLUGIN_DIR),)
+STACK = $(shell $(PY) -m constructs_lib.config --stack-name)
+STACK_DIR = cdktf.out/stacks/$(STACK)
+PYTEST_ARGS ?=
+
+.PHONY: help install synth test lint schema plan apply destroy preflight bench local local-down \
+        upload-model agent-image clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with the pinned dependencies
+
+synth: install ## Write the Terraform configuration (cdktf.out/stacks/<name>/cdk.tf.json)
+	$(PY) main.py
+
+test: install ## Run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+lint: install $(CHECKOV_VENV)/.installed synth ## ruff, then checkov over the synthesized configuration
+	$(VENV)/bin/ruff check .
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --config-file .checkov.yaml \
+	  --framework terraform_json -f $(STACK_DIR)/cdk.tf.json
+
+schema: install ## Write config.schema.json (JSON Schema of the configuration file)
+	$(PY) -m constructs_lib.config --schema > config.schema.json
+
+plan: synth ## terraform plan: plan.out, plan.json and a Markdown summary plan.md
+	cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >/dev/null
+	cd $(STACK_DIR) && $(TERRAFORM) plan -input=false -out=plan.out
+	cd $(STACK_DIR) && $(TERRAFORM) show -json plan.out > plan.json
+	$(VENV)/bin/sd-plan-summary $(STACK_DIR)/plan.json > $(STACK_DIR)/plan.md
+	@echo "Plan summary: $(STACK_DIR)/plan.md"
+
+apply: ## Apply exactly the plan saved by `make plan`
+	@test -f $(STACK_DIR)/plan.out || { echo "no saved plan: run 'make plan' first" >&2; exit 2; }
+	cd $(STACK_DIR) && $(TERRAFORM) apply -input=false plan.out
+
+destroy: synth ## Destroy everything the stack created
+	cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >/dev/null
+	cd $(STACK_DIR) && $(TERRAFORM) destroy -input=false
+
+preflight: install ## Read-only checks of the AWS account before apply
+	$(PY) -m constructs_lib.preflight --config
+
+bench: install ## Print the benchmark figures (synth time and memory, agent throughput)
+	$(PY) bench/synth_bench.py
+	$(PY) bench/agent_throughput.py
+
+clean: ## Remove generated files (keeps .venv)
+	rm -rf cdktf.out .local config.schema.json

@@ -1,0 +1,47 @@
+"""``terraform validate`` of the example app with the real AWS provider.
+
+The Helm and Kubernetes providers cannot be installed offline, so the in-cluster part is
+removed first by :func:`tests.support.terraform.without_in_cluster`; the test proves that
+only Helm/Kubernetes providers and resources were removed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.terraform import IN_CLUSTER_PREFIXES, Terraform, without_in_cluster, write_stack
+
+pytestmark = [pytest.mark.terraform]
+
+
+def test_helper_removes_only_in_cluster_parts():
+    doc = {
+        "provider": {"aws": [{}], "helm": [{}], "kubernetes": [{}]},
+        "terraform": {"required_providers": {"aws": {}, "helm": {}, "kubernetes": {}}},
+        "resource": {
+            "helm_release": {"a": {}},
+            "kubernetes_namespace": {"b": {}},
+            "aws_sqs_queue": {"q": {"depends_on": ["helm_release.a", "aws_kms_key.k"]}},
+        },
+    }
+    out, removed = without_in_cluster(doc)
+    assert removed == ["helm_release.a", "kubernetes_namespace.b", "provider.helm",
+                       "provider.kubernetes"]
+    assert out["resource"] == {"aws_sqs_queue": {"q": {"depends_on": ["aws_kms_key.k"]}}}
+    assert out["terraform"]["required_providers"] == {"aws": {}}
+    assert "helm_release" in doc["resource"], "the input must not be modified"
+
+
+def test_example_app_validates_with_the_real_aws_provider(synthesized, tmp_path):
+    doc, removed = without_in_cluster(synthesized.doc)
+    for address in removed:
+        kind = address.removeprefix("data.").split(".")[0]
+        assert address.startswith("provider.") or kind.startswith(IN_CLUSTER_PREFIXES), address
+    kept = {a for a in synthesized.addresses()} - set(removed)
+    assert kept, "nothing left to validate"
+    assert all(not a.removeprefix("data.").startswith(IN_CLUSTER_PREFIXES) for a in kept)
+    tf = Terraform(write_stack(doc, synthesized.stack_dir, tmp_path / "stack"))
+    tf.init()
+    proc = tf.run("validate", "-json", check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert '"valid": true' in proc.stdout
