@@ -159,7 +159,7 @@ class InputFetcher:
         deadline = time.monotonic() + self._config.input_timeout_seconds
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._request(current, deadline)
+            session, response = self._request(current, deadline)
             try:
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("Location")
@@ -180,12 +180,15 @@ class InputFetcher:
                 return self._read_body(current, response, deadline)
             finally:
                 response.close()
+                session.close()
         raise PermanentError(
             "input_refused", f"input {logs.safe_url(url)} redirected more than {MAX_REDIRECTS} "
             "times"
         )
 
-    def _request(self, url: str, deadline: float) -> requests.Response:
+    def _request(self, url: str, deadline: float
+                 ) -> tuple[requests.Session, requests.Response]:
+        """One hop: resolve and check the host, then GET from the checked address."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if parts.username or parts.password:
@@ -213,7 +216,7 @@ class InputFetcher:
         else:
             session.mount("http://", HTTPAdapter(max_retries=0))
         try:
-            return session.get(
+            return session, session.get(
                 target,
                 headers={"Host": host_header, "Accept": "image/*", "User-Agent": "sd-queue-agent"},
                 allow_redirects=False,
@@ -222,20 +225,21 @@ class InputFetcher:
                 verify=self._verify,
             )
         except requests.exceptions.SSLError as exc:
+            session.close()
             raise PermanentError(
                 "input_unavailable", f"TLS verification failed for {logs.safe_url(url)}"
             ) from exc
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            session.close()
             raise TransientError(
                 "input_unavailable",
                 f"cannot reach input {logs.safe_url(url)}: {type(exc).__name__}",
             ) from exc
         except requests.exceptions.RequestException as exc:
+            session.close()
             raise PermanentError(
                 "input_unavailable", f"cannot fetch input {logs.safe_url(url)}: {exc}"
             ) from exc
-        finally:
-            session.close()
 
     def _resolve_checked(self, host: str, port: int, url: str, deadline: float) -> IpAddress:
         try:

@@ -36,6 +36,7 @@ class Job:
     final_written: bool = False
     published: bool = False
     closed: bool = False  # deleted or released: this agent no longer holds the message
+    waiting: bool = False  # counted among the received jobs not yet started on the runtime
 
     @property
     def task_id(self) -> str | None:

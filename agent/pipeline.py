@@ -123,7 +123,7 @@ class Pipeline:
             worker.join(timeout=30)
         self._receiver.join(timeout=max(0.0, self.config.wait_time_seconds + 5
                                         - (time.monotonic() - started)))
-        self._release_prefetched()
+        self._release_prefetched(final=True)
         self._finishers.shutdown(wait=True)
         self.queue.stop()
         self.annotator.stop()
@@ -134,18 +134,22 @@ class Pipeline:
         with self._slots:
             return list(self._running.values())
 
-    def _release_prefetched(self) -> None:
+    def _release_prefetched(self, final: bool = False) -> None:
+        """Give back every prepared job not yet started (the workers' stop markers stay in
+        the queue unless this is the final drain, after the workers have ended)."""
+        stops = 0
         while True:
             try:
                 job = self._ready_jobs.get_nowait()
             except queue.Empty:
-                return
+                break
             if job is _STOP:
-                self._ready_jobs.put(_STOP)
-                return
-            with self._slots:
-                self._waiting -= 1
+                stops += 1
+                continue
+            self._not_started(job)
             self._give_back(job, "shutdown: prefetched task released")
+        for _ in range(0 if final else stops):
+            self._ready_jobs.put(_STOP)
 
     # ======================================================================= receiving ====
     def _free_slots(self) -> int:
@@ -191,6 +195,8 @@ class Pipeline:
                 continue
             with self._slots:
                 self._waiting += len(jobs)
+                for job in jobs:
+                    job.waiting = True
             for job in jobs:
                 try:
                     self._admit(job)
@@ -201,9 +207,12 @@ class Pipeline:
                     self._retry_later(job, TransientError("agent_error", repr(exc)))
 
     def _not_started(self, job: Job) -> None:
+        """The job leaves the 'received, not yet started' count (once)."""
         with self._slots:
-            self._waiting -= 1
-            self._slots.notify_all()
+            if job.waiting:
+                job.waiting = False
+                self._waiting -= 1
+                self._slots.notify_all()
 
     def _admit(self, job: Job) -> None:
         """Parse, check the record, fetch inputs; queue the job for the runtime or settle it."""
@@ -340,12 +349,11 @@ class Pipeline:
             if job is _STOP:
                 return
             if self.stopping.is_set():
-                with self._slots:
-                    self._waiting -= 1
+                self._not_started(job)
                 self._give_back(job, "shutdown: prefetched task released")
                 continue
-            with self._slots:
-                self._waiting -= 1
+            with self._slots:  # a re-entrant lock: one step for the receiver's slot count
+                self._not_started(job)
                 self._idle_workers -= 1
                 self._running[job.message_id] = job
                 self._active += 1

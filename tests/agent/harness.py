@@ -254,7 +254,7 @@ class AgentProcess:
 
 
 def assert_finished_once(stack: Stack, task_id: str, status: str, timeout: float = 30,
-                         settle: float = 1.5, queue_empty: bool = True) -> dict[str, Any]:
+                         settle: float = 1.0, queue_empty: bool = True) -> dict[str, Any]:
     """The task ended exactly once with ``status``: one result message, a final record with
     ``result_published``, and no message of it left on the input queue. Returns the result."""
     result = stack.wait_result(task_id, timeout)

@@ -135,8 +135,8 @@ def test_comfyui_failures_are_reported_with_details(stack, comfyui, start_agent)
 
 
 def test_heartbeat_keeps_a_long_task_invisible(stack, sdwebui, start_agent) -> None:
-    # The queue's visibility timeout is 4 s; the generation takes 9 s.
-    sdwebui.seconds_per_image = 9
+    # The visibility timeout is 4 s; the generation takes 7 s.
+    sdwebui.seconds_per_image = 7
     agent = start_agent(stack, sdwebui.url, AGENT_TASK_TIMEOUT_SECONDS="30")
     stack.publish(task("long-1"))
     assert_finished_once(stack, "long-1", "completed", timeout=30)

@@ -88,3 +88,16 @@ def test_bad_configuration_exits_2_listing_every_problem() -> None:
     for fragment in ("SQS_QUEUE_URL is required", "RUNTIME_TYPE must be one of",
                      "AGENT_WAIT_TIME_SECONDS must be between 0 and 20"):
         assert fragment in done.stderr
+
+
+def test_error_details_are_bounded() -> None:
+    from agent.errors import MAX_DETAILS_CHARS, PermanentError  # noqa: PLC0415
+
+    echoed = {"detail": [{"loc": ["body", "init_images", 0], "input": "A" * 500_000,
+                          "msg": "Input should be a valid string"}] * 50}
+    error = PermanentError("runtime_validation", "x" * 10_000, echoed)
+    assert len(error.message) <= 600
+    assert len(json.dumps(error.details)) <= MAX_DETAILS_CHARS
+    assert error.details["detail"][0]["msg"] == "Input should be a valid string"
+    small = PermanentError("c", "m", {"node_errors": {"3": {"class_type": "KSampler"}}})
+    assert small.details == {"node_errors": {"3": {"class_type": "KSampler"}}}

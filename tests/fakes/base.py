@@ -6,6 +6,7 @@ import io
 import json
 import random
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         self.open_connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (a size cap, a timeout) are normal here, not errors."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         """Close every open connection, as a dying process does."""
