@@ -91,7 +91,7 @@ class Grantee(Protocol):
     """Anything a grant method can attach a policy to: a construct with an IAM role."""
 
     @property
-    def node(self): ...  # noqa: ANN201 - constructs.Node
+    def node(self): ...
 
     @property
     def role_name(self) -> str: ...
@@ -139,7 +139,7 @@ class Role(Construct):
         return self._role.arn
 
     @property
-    def resource(self):  # noqa: ANN201 - the aws_iam_role
+    def resource(self):
         return self._role
 
     def add_policy(self, id_: str, statements: Sequence[Statement]) -> None:

@@ -448,8 +448,13 @@ class ServerlessIngress(Construct):
             endpoint_configuration=aws.api_gateway_rest_api.ApiGatewayRestApiEndpointConfiguration(
                 types=["REGIONAL"]),
             api_key_source="HEADER",
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         self._api = api
+        validator = aws.api_gateway_request_validator.ApiGatewayRequestValidator(
+            self, "RequestValidator", rest_api_id=api.id, name="parameters",
+            validate_request_parameters=True, validate_request_body=False,
+        )
         v2 = aws.api_gateway_resource.ApiGatewayResource(
             self, "ResourceV1alpha2", rest_api_id=api.id, parent_id=api.root_resource_id,
             path_part="v1alpha2")
@@ -471,7 +476,7 @@ class ServerlessIngress(Construct):
             method = aws.api_gateway_method.ApiGatewayMethod(
                 self, f"Method{key}", rest_api_id=api.id, resource_id=resource.id,
                 http_method=verb, authorization="NONE", api_key_required=True,
-                request_parameters=params,
+                request_parameters=params, request_validator_id=validator.id,
             )
             integration = aws.api_gateway_integration.ApiGatewayIntegration(
                 self, f"Integration{key}", rest_api_id=api.id, resource_id=resource.id,

@@ -30,8 +30,8 @@ def emulator() -> Iterator[Emulator]:
 class Synthesized:
     """The example app, synthesized once per test session."""
 
-    def __init__(self, stack_dir) -> None:  # noqa: ANN001 - pathlib.Path
-        import json  # noqa: PLC0415
+    def __init__(self, stack_dir) -> None:
+        import json
 
         self.stack_dir = stack_dir
         self.doc = json.loads((stack_dir / "cdk.tf.json").read_text())
@@ -61,7 +61,7 @@ class Synthesized:
 
 @pytest.fixture(scope="session")
 def example_config():
-    from constructs_lib.config import EXAMPLE_CONFIG, load_config  # noqa: PLC0415
+    from constructs_lib.config import EXAMPLE_CONFIG, load_config
 
     return load_config(EXAMPLE_CONFIG)
 
@@ -69,7 +69,7 @@ def example_config():
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory, example_config) -> Synthesized:
     """``main.py``'s output for ``config.example.yaml`` (the import is paid once here)."""
-    from constructs_lib.app import synth  # noqa: PLC0415
+    from constructs_lib.app import synth
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     return Synthesized(synth(example_config, outdir))

@@ -88,7 +88,8 @@ class Terraform:
     workdir: Path
     env: dict[str, str] | None = None
 
-    def run(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True,
+            timeout: int = 900) -> subprocess.CompletedProcess:
         env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
                "CHECKPOINT_DISABLE": "1", **(self.env or {})}
         env.pop("TF_CLI_CONFIG_FILE", None)

@@ -23,7 +23,8 @@ def test_queues_are_encrypted_long_polled_with_dead_letter(synthesized, example_
             assert q["kms_master_key_id"].startswith("${aws_kms_key.")
         assert queue["name"] == f"sdaas-{runtime}-tasks"
         assert queue["receive_wait_time_seconds"] == 20
-        assert queue["visibility_timeout_seconds"] == example_config.queue.visibility_timeout_seconds
+        expected_visibility = example_config.queue.visibility_timeout_seconds
+        assert queue["visibility_timeout_seconds"] == expected_visibility
         redrive = queue["redrive_policy"]
         assert "deadLetterTargetArn" in redrive and "maxReceiveCount" in redrive
         assert f"{example_config.queue.max_receive_count}" in redrive
@@ -156,12 +157,14 @@ def test_ingest_environment_names_every_runtime(synthesized, example_config):
 
 
 def test_alarms_cover_dead_letters_age_errors_and_5xx(synthesized):
-    alarms = {a["alarm_name"]: a for a in synthesized.resources("aws_cloudwatch_metric_alarm").values()}
+    alarms = {a["alarm_name"]: a
+              for a in synthesized.resources("aws_cloudwatch_metric_alarm").values()}
     for runtime in RUNTIMES:
         dlq = alarms[f"sdaas-{runtime}-dlq-not-empty"]
         assert dlq["metric_name"] == "ApproximateNumberOfMessagesVisible"
         assert dlq["threshold"] == 0
-        assert alarms[f"sdaas-{runtime}-oldest-task"]["metric_name"] == "ApproximateAgeOfOldestMessage"
+        oldest = alarms[f"sdaas-{runtime}-oldest-task"]
+        assert oldest["metric_name"] == "ApproximateAgeOfOldestMessage"
     assert alarms["sdaas-ingest-errors"]["metric_name"] == "Errors"
     assert alarms["sdaas-api-5xx"]["metric_name"] == "5XXError"
 
