@@ -277,3 +277,20 @@ def test_ssrf_redirect_to_private_address_is_refused(stack, sdwebui, image_host,
         assert image_host.hits("/redirect") == 3
     finally:
         inner.stop()
+
+
+def test_duplicates_on_two_agents_end_once_with_identical_outputs(stack, sdwebui,
+                                                                  start_agent) -> None:
+    sdwebui.seconds_per_image = 0.5
+    body = task("dup2", content=CONTENT)
+    first = start_agent(stack, sdwebui.url)
+    second = start_agent(stack, sdwebui.url)
+    stack.publish(body)
+    stack.publish(body)
+    assert_finished_once(stack, "dup2", "completed", settle=3)
+    assert len(sdwebui.completed_generations()) in (1, 2)  # each agent may have run it once
+    record = stack.record("dup2")
+    assert record["attempts"] == len(sdwebui.completed_generations())
+    finished = first.events("task_finished") + second.events("task_finished")
+    assert len(finished) == 1  # only one agent reported it
+    assert_outputs_match_clean_run(stack, sdwebui, "dup2")
