@@ -74,11 +74,17 @@ class Heartbeat:
             logs.warning("heartbeat_failed", error=str(exc)[:200], messages=len(batch))
             return
         now = time.monotonic()
-        failed = {int(f["Id"]) for f in answer.get("Failed", [])}
+        failed = {int(f["Id"]): f for f in answer.get("Failed", [])}
         with self._lock:
             for index, (mid, receipt) in enumerate(batch):
+                if mid not in self._held or self._held[mid][0] != receipt:
+                    continue  # released or deleted meanwhile
                 if index in failed:
-                    logs.warning("heartbeat_rejected", message_id=mid)
+                    entry = failed[index]
+                    logs.warning("heartbeat_rejected", message_id=mid, code=entry.get("Code"))
+                    if entry.get("SenderFault"):
+                        # The receipt is no longer valid (the message became visible and was
+                        # received elsewhere): extending it again cannot succeed.
+                        del self._held[mid]
                     continue
-                if mid in self._held and self._held[mid][0] == receipt:
-                    self._held[mid] = (receipt, now)
+                self._held[mid] = (receipt, now)
