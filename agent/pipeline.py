@@ -311,6 +311,13 @@ class Pipeline:
         status): make sure its result was published, then delete the message."""
         task = job.task
         assert task is not None
+        try:
+            self._settle_final(job, task, record)
+        finally:
+            with self._slots:
+                self._inflight_ids.discard(task.id)
+
+    def _settle_final(self, job: Job, task: Task, record: dict[str, Any]) -> None:
         if record.get("result_published"):
             logs.event("duplicate_ignored", task_id=task.id, status=record.get("status"))
             self.queue.delete(job)

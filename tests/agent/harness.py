@@ -120,7 +120,7 @@ class Stack:
         return wait_for(lambda: self.results_for(task_id), timeout, f"result of {task_id}")[0]
 
     def record(self, task_id: str) -> dict[str, Any] | None:
-        from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+        from boto3.dynamodb.types import TypeDeserializer
 
         item = self.ddb.get_item(TableName=self.table, Key={"id": {"S": task_id}},
                                  ConsistentRead=True).get("Item")

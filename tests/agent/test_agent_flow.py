@@ -213,7 +213,7 @@ def _status(url: str) -> int:
 
 def test_pod_is_protected_from_disruption_while_a_task_runs(stack, sdwebui, start_agent,
                                                           tmp_path) -> None:
-    from tests.agent.fake_kube import FakeKubeApi  # noqa: PLC0415
+    from tests.agent.fake_kube import FakeKubeApi
 
     kube = FakeKubeApi().start()
     token_dir = tmp_path / "sa"

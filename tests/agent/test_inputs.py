@@ -44,7 +44,7 @@ def permissive(**env: str) -> InputFetcher:
     ("172.16.5.4", "private"),
     ("192.168.1.1", "private"),
     ("100.64.0.1", "not globally routable"),
-    ("0.0.0.0", "unspecified"),  # noqa: S104 - an address under test, not a bind
+    ("0.0.0.0", "unspecified"),
     ("224.0.0.251", "multicast"),
     ("240.0.0.1", "private"),  # Python counts 240/4 as private
     ("::1", "loopback"),
@@ -196,10 +196,10 @@ def test_s3_inputs(agent_emulator) -> None:
 # -- TLS: the connection is pinned to the checked address, the certificate still verified ----
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from cryptography import x509  # noqa: PLC0415 - dev dependency (via moto)
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "images.test")])

@@ -91,7 +91,7 @@ def test_bad_configuration_exits_2_listing_every_problem() -> None:
 
 
 def test_error_details_are_bounded() -> None:
-    from agent.errors import MAX_DETAILS_CHARS, PermanentError  # noqa: PLC0415
+    from agent.errors import MAX_DETAILS_CHARS, PermanentError
 
     echoed = {"detail": [{"loc": ["body", "init_images", 0], "input": "A" * 500_000,
                           "msg": "Input should be a valid string"}] * 50}

@@ -310,7 +310,7 @@ class FakeSdWebUI(FakeServer):
 
 def reference_images(fake: FakeSdWebUI, body: dict[str, Any]) -> list[bytes]:
     """What the fake returns for ``body`` (txt2img), asked directly: the expected outputs."""
-    import requests  # noqa: PLC0415
+    import requests
 
     answer = requests.post(f"{fake.url}/sdapi/v1/txt2img", json=body, timeout=30)
     answer.raise_for_status()
