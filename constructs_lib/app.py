@@ -10,8 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from constructs_lib import cluster as cluster_lib
+from constructs_lib import karpenter as karpenter_lib
+from constructs_lib import keda as keda_lib
+from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from constructs_lib._providers import aws
+from constructs_lib._providers import aws, helm
+from constructs_lib.cluster import GpuEksCluster
 from constructs_lib.config import Config, LocalState
 from constructs_lib.ingress import RuntimeSpec, ServerlessIngress, ServerlessIngressProps
 
@@ -23,6 +28,8 @@ EMULATED_SERVICES = (
 
 
 AWS_PROVIDER_CONSTRAINT = "~> 5.99"
+# The Helm bindings are generated from hashicorp/helm 2.17.0.
+HELM_PROVIDER_CONSTRAINT = "~> 2.17"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +151,27 @@ def build_ingress_stack(app: App, config: Config, *, stack_name: str | None = No
     return stack
 
 
+def _helm_provider(stack: TerraformStack, cluster: GpuEksCluster) -> None:
+    """The Helm provider reaches the cluster with a short-lived ``aws eks`` token.
+
+    It is configured from attributes of the cluster, so nothing needs the cluster to exist
+    at plan time (no ``kubernetes_manifest``); every release depends on ``cluster.ready``.
+    All in-cluster objects, namespaces included, go through Helm: one provider to reach
+    the cluster, and no Kubernetes provider bindings to load at synth.
+    """
+    conn = cluster.kubernetes_connection
+    stack.add_override("terraform.required_providers.helm",
+                       {"source": "hashicorp/helm", "version": HELM_PROVIDER_CONSTRAINT})
+    hp = helm.provider
+    hp.HelmProvider(stack, "helm", kubernetes=hp.HelmProviderKubernetes(
+        host=conn.host,
+        cluster_ca_certificate=conn.cluster_ca_certificate,
+        exec=hp.HelmProviderKubernetesExec(api_version=conn.exec_api_version,
+                                           command=conn.exec_command,
+                                           args=list(conn.exec_args)),
+    ))
+
+
 def build_app(config: Config, outdir: Path | str = "cdktf.out") -> tuple[App, TerraformStack]:
     """The whole service as one stack named after ``config.name``."""
     app = App(outdir=str(outdir), skip_validation=False)
@@ -152,6 +180,41 @@ def build_app(config: Config, outdir: Path | str = "cdktf.out") -> tuple[App, Te
     _aws_provider(stack, config, None)
     ingress = ServerlessIngress(stack, "Ingress", props=ingress_props(config))
     _ingress_outputs(stack, ingress, config)
+
+    models = runtime_lib.ModelBucket(
+        stack, "ModelBucket", props=runtime_lib.model_bucket_props_from_config(config))
+    cluster = cluster_lib.GpuEksCluster(stack, "Cluster", props=cluster_lib.props_from_config(
+        config, model_bucket_arn=models.bucket_arn, model_bucket_kms_key_arn=models.kms_key_arn))
+    _helm_provider(stack, cluster)
+    karpenter = karpenter_lib.KarpenterGpuPool(
+        stack, "Karpenter", cluster=cluster, props=karpenter_lib.props_from_config(config))
+    scaler = keda_lib.KedaSqsScaler(stack, "Keda", cluster=cluster,
+                                    props=keda_lib.props_from_config(config))
+    repository = runtime_lib.AgentImageRepository(
+        stack, "AgentRepository", props=runtime_lib.agent_repository_props_from_config(config))
+    runtimes = {
+        r.name: runtime_lib.SdRuntime(
+            stack, f"Runtime-{r.name}", cluster=cluster, ingress=ingress, pool=karpenter,
+            scaler=scaler, model_bucket=models, agent_repository=repository,
+            props=runtime_lib.props_from_config(config, r.name))
+        for r in config.runtimes
+    }
+    TerraformOutput(stack, "cluster_name", value=cluster.cluster_name,
+                    description="EKS cluster name (aws eks update-kubeconfig --name ...)")
+    TerraformOutput(stack, "model_bucket", value=models.bucket_name,
+                    description="Bucket the runtimes read models from (make upload-model)")
+    TerraformOutput(
+        stack, "model_locations",
+        value={n: f"s3://{models.bucket_name}/{rt.checkpoint_prefix}"
+               for n, rt in runtimes.items()},
+        description="Where each runtime reads its checkpoints")
+    TerraformOutput(stack, "agent_repository_url", value=repository.repository_url,
+                    description="ECR repository of the queue agent image (make agent-image)")
+    TerraformOutput(stack, "runtime_namespaces",
+                    value={n: rt.namespace for n, rt in runtimes.items()},
+                    description="Kubernetes namespace of each runtime")
+    TerraformOutput(stack, "keda_operator_role_arn", value=scaler.operator_role_arn,
+                    description="IAM role of the KEDA operator (EKS Pod Identity)")
     return app, stack
 
 

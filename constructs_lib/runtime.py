@@ -45,7 +45,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from constructs_lib._cdktf import Construct, TerraformResource
-from constructs_lib._providers import aws, helm, kubernetes
+from constructs_lib._providers import aws, helm
 from constructs_lib.config import LONG_POLL_SECONDS, Config
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from constructs_lib.karpenter import GpuPoolRef, KarpenterGpuPool
 
 RUNTIME_CHART = "sd-runtime"
+NAMESPACE_CHART = "namespace"
 SERVICE_ACCOUNT = "sd-runtime"
 # Time a stopping pod needs beyond its last task: the agent's last long poll, finishing
 # (uploads, status, result) and the runtime's own stop.
@@ -573,19 +574,20 @@ class SdRuntime(Construct):
             raise RuntimeConsistencyError(runtime, problems)
 
         # --- Kubernetes ------------------------------------------------------------------
-        ns = kubernetes.namespace_v1
-        self._namespace = ns.NamespaceV1(
+        # The namespace is a release of charts/namespace: every in-cluster object goes
+        # through the Helm provider, so the stack needs no Kubernetes provider.
+        self._namespace = helm.release.Release(
             self, "Namespace",
-            metadata=ns.NamespaceV1Metadata(
-                name=namespace,
-                labels={
-                    "app.kubernetes.io/part-of": props.name,
-                    "sd.runtime": runtime,
-                    # The runtime images run as root; the agent alone is restricted.
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                },
-            ),
+            name=f"{runtime}-namespace",
+            chart=local_chart(self, NAMESPACE_CHART),
+            namespace="default",
+            values=[dump_values({
+                "name": namespace,
+                "labels": {"app.kubernetes.io/part-of": props.name, "sd.runtime": runtime},
+                # The runtime images run as root; the agent alone is restricted.
+                "podSecurity": {"enforce": "baseline", "warn": "restricted"},
+            })],
+            max_history=5,
             depends_on=list(cluster.ready),
         )
         self._release = helm.release.Release(

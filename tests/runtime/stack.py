@@ -17,7 +17,7 @@ from constructs_lib import karpenter as karpenter_lib
 from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
-from constructs_lib._providers import aws, helm, kubernetes
+from constructs_lib._providers import aws, helm
 from constructs_lib.app import AWS_PROVIDER_CONSTRAINT, ingress_props
 from constructs_lib.config import Config
 from constructs_lib.ingress import ServerlessIngress
@@ -53,7 +53,6 @@ def build(config: Config, outdir: Path | str, *, runtime_props: RuntimePropsEdit
     # Provider configuration is main.py's job; these only have to exist for synthesis.
     helm.provider.HelmProvider(
         stack, "helm", kubernetes=helm.provider.HelmProviderKubernetes(host="https://cluster"))
-    kubernetes.provider.KubernetesProvider(stack, "kubernetes", host="https://cluster")
     ingress = ServerlessIngress(stack, "Ingress", props=ingress_props(config))
     models = runtime_lib.ModelBucket(stack, "ModelBucket",
                                      props=runtime_lib.model_bucket_props_from_config(config))

