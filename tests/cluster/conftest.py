@@ -80,8 +80,8 @@ def example(tmp_path_factory, example_config) -> ClusterSynth:
 @pytest.fixture(scope="session")
 def synth_variant() -> Callable[..., ClusterSynth]:
     """Synthesize a variant in memory: ``synth_variant(cluster_props=..., pool_props=...)``."""
-    from constructs_lib._cdktf import Testing  # noqa: PLC0415 - after the session import
-    from tests.cluster.stacks import build_stack  # noqa: PLC0415
+    from constructs_lib._cdktf import Testing
+    from tests.cluster.stacks import build_stack
 
     counter = iter(range(1_000_000))
 

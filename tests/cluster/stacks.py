@@ -8,9 +8,11 @@ wiring mirrors what ``constructs_lib/app.py`` does for the Helm and Kubernetes p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm
+from constructs_lib.app import AWS_PROVIDER_CONSTRAINT
 from constructs_lib.cluster import GpuEksCluster, GpuEksClusterProps
 from constructs_lib.cluster import props_from_config as cluster_props_from_config
 from constructs_lib.config import Config
@@ -20,9 +22,28 @@ from constructs_lib.karpenter import props_from_config as pool_props_from_config
 MODEL_BUCKET_ARN = "arn:aws:s3:::sdaas-models-123456789012"
 
 
-def configure_providers(stack: TerraformStack, cluster: GpuEksCluster, region: str) -> None:
+# Services the cluster and Karpenter parts call, pointed at the emulator when emulated.
+EMULATED_SERVICES = ("ec2", "eks", "events", "iam", "kms", "logs", "sqs", "sts")
+
+
+def configure_providers(stack: TerraformStack, cluster: GpuEksCluster, region: str,
+                        emulator_endpoint: str | None = None) -> None:
     """AWS provider for the region; Helm provider reaching the cluster with an exec token."""
-    aws.provider.AwsProvider(stack, "aws", region=region)
+    prov = aws.provider
+    kwargs: dict[str, Any] = {"region": region}
+    if emulator_endpoint is not None:
+        kwargs.update(
+            access_key="testing",
+            secret_key="testing",
+            skip_credentials_validation=True, skip_metadata_api_check="true",
+            skip_region_validation=True,
+            endpoints=[prov.AwsProviderEndpoints(
+                **{service: emulator_endpoint for service in EMULATED_SERVICES})],
+        )
+    prov.AwsProvider(stack, "aws", **kwargs)
+    # As constructs_lib.app does: any compatible provider release, not the bindings' exact one.
+    stack.add_override("terraform.required_providers.aws",
+                       {"source": "hashicorp/aws", "version": AWS_PROVIDER_CONSTRAINT})
     conn = cluster.kubernetes_connection
     hp = helm.provider
     hp.HelmProvider(stack, "helm", kubernetes=hp.HelmProviderKubernetes(
@@ -37,7 +58,8 @@ def configure_providers(stack: TerraformStack, cluster: GpuEksCluster, region: s
 def build_stack(app: App, name: str, *, config: Config | None = None,
                 cluster_props: GpuEksClusterProps | None = None,
                 pool_props: KarpenterGpuPoolProps | None = None,
-                region: str = "us-west-2") -> tuple[TerraformStack, GpuEksCluster,
+                region: str = "us-west-2",
+                emulator_endpoint: str | None = None) -> tuple[TerraformStack, GpuEksCluster,
                                                     KarpenterGpuPool | None]:
     """A stack with the cluster and (when given or derivable) the Karpenter pools."""
     stack = TerraformStack(app, name)
@@ -47,7 +69,7 @@ def build_stack(app: App, name: str, *, config: Config | None = None,
             config, model_bucket_arn=MODEL_BUCKET_ARN)
         pool_props = pool_props or pool_props_from_config(config)
     cluster = GpuEksCluster(stack, "Cluster", props=cluster_props)
-    configure_providers(stack, cluster, region)
+    configure_providers(stack, cluster, region, emulator_endpoint)
     pool = None
     if pool_props is not None:
         pool = KarpenterGpuPool(stack, "Karpenter", cluster=cluster, props=pool_props)

@@ -403,8 +403,8 @@ def test_plain_attributes(example):
 
 
 def test_pod_identity_helper_creates_an_association_under_the_given_scope(synth_variant):
-    from constructs_lib._cdktf import Construct, Testing  # noqa: PLC0415
-    from tests.cluster.stacks import build_stack  # noqa: PLC0415
+    from constructs_lib._cdktf import Construct, Testing
+    from tests.cluster.stacks import build_stack
 
     app = Testing.app()
     stack, cluster, _ = build_stack(app, "podidentity", cluster_props=GpuEksClusterProps())
