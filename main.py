@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 import sys
 
-from constructs_lib.config import ConfigError, config_path, load_config
+# The generated provider bindings are large Python modules; compiling them on every run costs
+# more than half a second, so their bytecode is cached even where the environment turns
+# bytecode writing off (PYTHONDONTWRITEBYTECODE).
+sys.dont_write_bytecode = False
+
+from constructs_lib.config import ConfigError, config_path, load_config  # noqa: E402
 
 
 def main() -> int:
