@@ -40,6 +40,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from constructs_lib.config import Config, ConfigError, load_config
+
 PROG = "preflight"
 
 SPOT_ROLE_NAME = "AWSServiceRoleForEC2Spot"
@@ -676,7 +678,52 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def inputs_from_config(config: Config) -> PreflightInputs:
+    """What the configuration file asks of the account.
+
+    Every GPU pool (one per runtime, or one shared) may run up to its spot and its
+    on-demand limit at once, so the GPU demand is the sum over pools of the larger limit
+    of the capacity types in use; the families are the union over pools.
+    """
+    gpu = config.karpenter.gpu
+    if config.karpenter.pool_model == "shared":
+        pools = [None]
+    else:
+        pools = [config.karpenter.pools.get(r.name) for r in config.runtimes]
+    families: list[str] = []
+    demand = 0
+    for override in pools:
+        pool_families = (override and override.instance_families) or gpu.instance_families
+        families.extend(f for f in pool_families if f not in families)
+        spot_limit = (override and override.spot_gpu_limit) or gpu.spot_gpu_limit
+        on_demand_limit = (override and override.on_demand_gpu_limit) or gpu.on_demand_gpu_limit
+        limits = ([spot_limit] if gpu.spot else []) + (
+            [on_demand_limit] if gpu.on_demand_fallback else [])
+        demand += max(limits)
+    vpc = config.cluster.vpc
+    return PreflightInputs(
+        region=config.region,
+        instance_families=tuple(families),
+        gpu_limit=demand,
+        spot=gpu.spot,
+        on_demand=gpu.on_demand_fallback,
+        model_bucket=config.model_bucket.existing_bucket,
+        availability_zones=tuple(vpc.availability_zones) if vpc is not None else (),
+    )
+
+
 def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--config"]:
+        try:
+            config = load_config(argv[1] if len(argv) > 1 else None)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        inputs = inputs_from_config(config)
+        results = run_checks(inputs, clients)
+        sys.stdout.write(render_report(inputs, results))
+        return 1 if any(r.status is Status.FAIL for r in results) else 0
     parser = _parser()
     try:
         args = parser.parse_args(argv)
