@@ -68,5 +68,17 @@ bench: install ## Print the benchmark figures (synth time and memory, agent thro
 	$(PY) bench/synth_bench.py
 	$(PY) bench/agent_throughput.py
 
+upload-model: install ## Upload a checkpoint: make upload-model FILE=model.safetensors [RUNTIME=name] [BUCKET=b]
+	@test -n "$(FILE)" || { echo "usage: make upload-model FILE=<checkpoint> [RUNTIME=<name>] [BUCKET=<bucket>]" >&2; exit 2; }
+	$(PY) -m constructs_lib.upload_model "$(FILE)" $(if $(RUNTIME),--runtime "$(RUNTIME)") $(if $(BUCKET),--bucket "$(BUCKET)")
+
+AGENT_TAG ?= $(shell $(PY) -c 'from constructs_lib.config import load_config; print(load_config().runtimes[0].agent_image_tag)')
+agent-image: install ## Build agent/Dockerfile and push it to the stack's ECR repository (Docker + AWS credentials)
+	@repo=$$($(TERRAFORM) -chdir=$(STACK_DIR) output -raw agent_repository_url) || exit 1; \
+	registry=$${repo%%/*}; region=$$(echo $$registry | cut -d. -f4); \
+	aws ecr get-login-password --region $$region | docker login --username AWS --password-stdin $$registry && \
+	docker build --platform linux/amd64 -f agent/Dockerfile -t $$repo:$(AGENT_TAG) . && \
+	docker push $$repo:$(AGENT_TAG)
+
 clean: ## Remove generated files (keeps .venv)
 	rm -rf cdktf.out .local config.schema.json
