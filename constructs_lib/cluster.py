@@ -246,8 +246,9 @@ class GpuEksClusterProps:
         seen_roles: set[str] = set()
         for arn in self.admin_role_arns:
             if Token.is_unresolved(arn):
-                continue
-            if not _ROLE_ARN_RE.match(arn):
+                problems.append("admin_role_arns must be literal role ARNs, not references "
+                                "(each names its access entry's construct ID)")
+            elif not _ROLE_ARN_RE.match(arn):
                 problems.append(f'admin_role_arns: "{arn}" is not an IAM role ARN '
                                 "(arn:aws:iam::<account>:role/<name>)")
             elif arn in seen_roles:
@@ -853,11 +854,10 @@ def _attach_managed(role: Role, key: str, policy_arn: str) -> TerraformResource:
 
 
 def _admin_key(arn: str) -> str:
-    """Stable construct-ID key of an admin role: ``<account>-<role name>``."""
+    """Stable construct-ID key of an admin role: ``<account>-<role name>`` (the props have
+    checked that every entry is a literal role ARN)."""
     match = _ROLE_ARN_RE.match(arn)
-    if not match:  # a token: keyed by its position would not be stable, refuse it
-        raise ValueError(
-            "admin_role_arns must be literal role ARNs (their construct IDs derive from them)")
+    assert match is not None, arn
     return f"{match.group(1)}-{match.group(2)}"
 
 

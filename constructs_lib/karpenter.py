@@ -549,6 +549,15 @@ class KarpenterGpuPool(Construct):
             "controller": {"env": [{"name": "AWS_REGION", "value": cluster.region}]},
             "nodeSelector": cluster.system_node_selector,
         })
+        replicas = int(values.get("replicas", 1))
+        system_nodes = cluster.props.system_node_desired_size
+        if replicas > system_nodes:
+            # The chart keeps replicas on different nodes (required pod anti-affinity), and
+            # only system nodes may run the controller: the release would never be ready.
+            raise ValueError(
+                f"helm-values/karpenter.yaml runs {replicas} Karpenter replicas, each on its "
+                f"own system node, but the system node group has {system_nodes}: raise "
+                "system_node_desired_size or lower replicas")
         service_account = values["serviceAccount"]["name"]
         association = cluster.add_pod_identity(
             self, "ControllerPodIdentity", namespace=props.namespace,
@@ -578,7 +587,10 @@ class KarpenterGpuPool(Construct):
                 self, f"Pool-{pool.name}", name=f"gpu-{pool.name}", chart=chart.path,
                 namespace=props.namespace,
                 values=[dump_values(deep_merge(pool_defaults, self._pool_values(pool)))],
-                max_history=5, cleanup_on_fail=True, wait=True, timeout=300,
+                # On destroy, Helm waits for the NodePools' finalizers: Karpenter drains and
+                # terminates the pool's nodes first, which may take the drain bound.
+                max_history=5, cleanup_on_fail=True, wait=True,
+                timeout=pool.termination_grace_period_seconds + 300,
                 # Destroyed before the controller, which then terminates the pool's nodes.
                 depends_on=[self._release, self._node_access],
             )

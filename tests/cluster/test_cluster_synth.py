@@ -489,3 +489,11 @@ def test_ca_decoding_is_a_terraform_function_not_python():
     """The CA is a token until apply: decoding must happen in Terraform (base64decode)."""
     with pytest.raises(ValueError):
         base64.b64decode("${TfToken[TOKEN.1]}", validate=True)
+
+
+def test_admin_roles_must_be_literal_arns():
+    from constructs_lib._cdktf import Token
+
+    reference = Token.as_string(Token.as_any("${aws_iam_role.x.arn}"))
+    with pytest.raises(ValueError, match="admin_role_arns must be literal role ARNs"):
+        GpuEksClusterProps(admin_role_arns=(reference,))

@@ -574,3 +574,17 @@ def test_config_refuses_latest_alias_and_snapshot_with_raid0():
                                     image_cache_snapshot_id="snap-0123456789abcdef0")
     with pytest.raises(ValueError, match="cannot be combined"):
         parse_config(data)
+
+
+def test_controller_replicas_need_as_many_system_nodes(synth_variant):
+    with pytest.raises(ValueError, match="runs 2 Karpenter replicas, each on its own system "
+                                         "node, but the system node group has 1"):
+        synth_variant(cluster_props=GpuEksClusterProps(system_node_desired_size=1),
+                      pool_props=KarpenterGpuPoolProps(runtimes=RUNTIMES))
+
+
+def test_pool_release_timeout_covers_draining_the_pool(example):
+    for name, release in releases(example).items():
+        if name.startswith("gpu-"):
+            ref = example.pool.pool_for(name[len("gpu-"):])
+            assert release["timeout"] >= ref.termination_grace_period_seconds
