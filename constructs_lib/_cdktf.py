@@ -15,12 +15,13 @@ for _kind in ("END_OF_LIFE", "DEPRECATED", "UNTESTED"):
 
 from cdktf import (  # noqa: E402
     Annotations,
-    AssetType,
     App,
     Aspects,
+    AssetType,
     Fn,
     IAspect,
     LocalBackend,
+    LocalExecProvisioner,
     S3Backend,
     TerraformAsset,
     TerraformElement,
@@ -37,14 +38,15 @@ from constructs import Construct, IConstruct  # noqa: E402
 
 __all__ = [
     "Annotations",
-    "AssetType",
     "App",
     "Aspects",
+    "AssetType",
     "Construct",
     "Fn",
     "IAspect",
     "IConstruct",
     "LocalBackend",
+    "LocalExecProvisioner",
     "S3Backend",
     "TerraformAsset",
     "TerraformElement",
