@@ -14,7 +14,7 @@ STACK = $(shell $(PY) -m constructs_lib.config --stack-name)
 STACK_DIR = cdktf.out/stacks/$(STACK)
 PYTEST_ARGS ?=
 
-.PHONY: help install synth test lint schema plan apply destroy preflight bench local local-down \
+.PHONY: help install synth test lint schema docs plan apply destroy preflight bench local local-down \
         upload-model agent-image clean
 
 help: ## List the targets
@@ -45,6 +45,9 @@ lint: install $(CHECKOV_VENV)/.installed synth ## ruff, then checkov over the sy
 
 schema: install ## Write config.schema.json (JSON Schema of the configuration file)
 	$(PY) -m constructs_lib.config --schema > config.schema.json
+
+docs: synth ## Regenerate docs/reference.md (config keys, construct props, outputs)
+	$(PY) -m constructs_lib.docs $(STACK_DIR)
 
 plan: synth ## terraform plan: plan.out, plan.json and a Markdown summary plan.md
 	cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >/dev/null
