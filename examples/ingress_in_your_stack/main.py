@@ -14,12 +14,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a clone
 
-from cdktf import App, LocalBackend, TerraformOutput, TerraformStack  # noqa: E402
-from cdktf_cdktf_provider_aws.iam_role import IamRole  # noqa: E402
-from cdktf_cdktf_provider_aws.provider import AwsProvider  # noqa: E402
-from constructs import Construct  # noqa: E402
+from cdktf import App, LocalBackend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.provider import AwsProvider
+from constructs import Construct
 
-from constructs_lib.ingress import RuntimeSpec, ServerlessIngress, ServerlessIngressProps  # noqa: E402
+from constructs_lib.ingress import (
+    RuntimeSpec,
+    ServerlessIngress,
+    ServerlessIngressProps,
+)
 
 
 class MyTeamStack(TerraformStack):
