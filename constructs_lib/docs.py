@@ -150,6 +150,9 @@ def outputs_reference(doc: dict[str, Any]) -> str:
 
 def reference(doc: dict[str, Any]) -> str:
     """The whole reference page for a synthesized ``cdk.tf.json`` of the example app."""
+    from constructs_lib.config import EXAMPLE_CONFIG, load_config  # noqa: PLC0415
+    from constructs_lib.costs import markdown as cost_notes  # noqa: PLC0415
+
     return "\n".join([
         "# Reference",
         "",
@@ -159,6 +162,7 @@ def reference(doc: dict[str, Any]) -> str:
         config_reference(),
         props_reference(),
         outputs_reference(doc),
+        cost_notes(load_config(EXAMPLE_CONFIG)),
     ])
 
 
