@@ -529,6 +529,8 @@ class Pipeline:
         logs.warning("task_retry_scheduled", task_id=job.task_id, message_id=job.message_id,
                      receive_count=job.receive_count, error_code=error.code,
                      error=error.message, retry_in_seconds=delay)
+        logs.emit_metrics(self.config.metrics_namespace, {"Runtime": self.config.runtime_name},
+                          {"TasksRetried": 1.0}, {"TasksRetried": "Count"})
         if job.task is not None:
             with self._slots:
                 self._inflight_ids.discard(job.task.id)

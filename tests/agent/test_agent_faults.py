@@ -38,6 +38,9 @@ def test_runtime_500_is_retried_and_completes(stack, sdwebui, start_agent) -> No
     retry = agent.events("task_retry_scheduled")
     assert [(e["error_code"], e["receive_count"]) for e in retry] == [("runtime_error", 1)]
     assert "CUDA out of memory" in retry[0]["error"]
+    retried = [e for e in agent.events() if "TasksRetried" in e]
+    assert len(retried) == 1 and retried[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+        {"Name": "TasksRetried", "Unit": "Count"}]
     assert_outputs_match_clean_run(stack, sdwebui, "f500")
 
 
