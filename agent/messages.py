@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import PermanentError, TransientError
+from agent.errors import PermanentError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TASK_TYPES = {
@@ -173,8 +173,10 @@ def _load_claim_check(
         stored = json.loads(load(ref))
     except json.JSONDecodeError as exc:
         raise InvalidMessage(f"claim-checked body is not JSON: {exc.msg}", task_id) from exc
-    except (PermanentError, TransientError):
+    except InvalidMessage:
         raise
+    except PermanentError as exc:
+        raise InvalidMessage(exc.message, task_id, exc.details) from exc
     if not isinstance(stored, dict) or not isinstance(stored.get("content"), dict):
         raise InvalidMessage("claim-checked body has no 'content' object", task_id)
     stored_id = _read_id(stored.get("metadata"))

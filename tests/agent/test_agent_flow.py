@@ -235,3 +235,26 @@ def test_pod_is_protected_from_disruption_while_a_task_runs(stack, sdwebui, star
         assert "secret-token-value" not in agent.output()
     finally:
         kube.stop()
+
+
+def test_missing_claim_check_fails_once(stack, sdwebui, start_agent) -> None:
+    start_agent(stack, sdwebui.url)
+    metadata = task("claim-missing")["metadata"]
+    stack.publish({"metadata": metadata,
+                   "content_ref": f"s3://{stack.bucket}/_requests/claim-missing/none.json"})
+    result = assert_finished_once(stack, "claim-missing", "failed")
+    assert result["error"]["code"] == "invalid_task"
+    assert "NoSuchKey" in result["error"]["message"]
+    assert sdwebui.generations == []
+
+
+def test_comfyui_timeout_interrupts_and_retries(stack, comfyui, start_agent) -> None:
+    comfyui.seconds_per_image = 5.0
+    agent = start_agent(stack, comfyui.url, runtime_type="comfyui",
+                        AGENT_TASK_TIMEOUT_SECONDS="1")
+    stack.publish(task("cf-slow", "pipeline", text_to_image_workflow()))
+    wait_for(lambda: comfyui.interrupts, 15, "the interrupt")
+    comfyui.seconds_per_image = 0.05
+    assert_finished_once(stack, "cf-slow", "completed")
+    assert stack.record("cf-slow")["attempts"] == 2
+    assert [e["error_code"] for e in agent.events("task_retry_scheduled")] == ["runtime_timeout"]
