@@ -87,6 +87,10 @@ class Pipeline:
                    concurrency=self.config.runtime_concurrency, prefetch=self.config.prefetch,
                    max_receive_count=self.queue.max_receive_count,
                    task_table=bool(self.table))
+        if self.config.input_allow_networks:
+            logs.warning("input_guard_relaxed",
+                         networks=[str(n) for n in self.config.input_allow_networks],
+                         note="AGENT_INPUT_ALLOW_ADDRESSES is meant for tests only")
         self.annotator.start()
         for worker in self._workers:
             worker.start()

@@ -107,13 +107,14 @@ def test_comfyui_pipeline_with_input_image(stack, comfyui, image_host, start_age
                       "inputs": {"image": f"{image_host.url}/img-in.png"}}
     workflow["12"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["11", 0],
                                                            "vae": ["4", 2]}}
-    start_agent(stack, comfyui.url, runtime_type="comfyui", AGENT_ALLOW_HTTP="true",
-                AGENT_INPUT_ALLOW_ADDRESSES="127.0.0.1/32")
+    agent = start_agent(stack, comfyui.url, runtime_type="comfyui", AGENT_ALLOW_HTTP="true",
+                        AGENT_INPUT_ALLOW_ADDRESSES="127.0.0.1/32")
     stack.publish(task("cf-1", "pipeline", workflow))
     result = assert_finished_once(stack, "cf-1", "completed")
     assert result["image_url"] == [f"s3://{stack.bucket}/output/cf-1/image-0.png"]
     assert comfyui.inputs["agent-cf-1-11.png"] == image_host.png
     assert comfyui.history == {}
+    assert agent.events("input_guard_relaxed")[0]["networks"] == ["127.0.0.1/32"]
 
 
 def test_comfyui_failures_are_reported_with_details(stack, comfyui, start_agent) -> None:
