@@ -35,6 +35,7 @@ class Job:
     outputs_written: bool = False
     final_written: bool = False
     published: bool = False
+    published_flagged: bool = False  # result_published set in the task record
     closed: bool = False  # deleted or released: this agent no longer holds the message
     waiting: bool = False  # counted among the received jobs not yet started on the runtime
 

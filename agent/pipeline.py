@@ -489,8 +489,9 @@ class Pipeline:
                 error=error_doc, timings=timings,
             ))
             job.published = True
-            if self.table is not None:
-                self.table.mark_result_published(task.id)
+        if not job.published_flagged and self.table is not None:
+            self.table.mark_result_published(task.id)
+            job.published_flagged = True
         if status == "completed":
             self.completed += 1
         else:
@@ -516,10 +517,6 @@ class Pipeline:
     # ===================================================================== SQS helpers ====
     def _location(self, task: Task) -> str:
         return f"s3://{self.config.bucket}/{task.prefix}/{task.id}"
-
-    def _backoff(self, job: Job) -> float:
-        delay = self.config.retry_delay_seconds * 2 ** max(0, job.receive_count - 1)
-        return min(delay, self.config.retry_delay_max_seconds)
 
     def _settle_transient(self, job: Job, error: TransientError) -> None:
         if self.queue.is_last_delivery(job) and job.task is not None:

@@ -148,6 +148,19 @@ def test_dynamodb_failure_when_marking_running(stack, sdwebui, faults, start_age
     assert [e["error_code"] for e in agent.events("task_retry_scheduled")] == ["status_error"]
 
 
+def test_dynamodb_failure_when_flagging_the_published_result(stack, sdwebui, faults,
+                                                             start_agent) -> None:
+    # UpdateItem calls: running, final status, result_published; the third one fails.
+    rule = faults.fail("dynamodb", "UpdateItem", times=3, skip=2)
+    agent = start_agent(stack, sdwebui.url)
+    stack.publish(task("fflag", content=CONTENT))
+    assert_finished_once(stack, "fflag", "completed")
+    assert rule.hits == 3
+    assert stack.record("fflag")["result_published"] is True
+    assert len(sdwebui.completed_generations()) == 1
+    assert len(agent.events("finish_step_failed")) == 1
+
+
 def test_sigterm_mid_task_finishes_it_and_releases_the_prefetched_one(stack, sdwebui,
                                                                      start_agent) -> None:
     sdwebui.seconds_per_image = 2.0
