@@ -546,7 +546,7 @@ class GpuEksCluster(Construct):
               description="Nodes and pods to the Kubernetes API")
         sg_in(self, "NodeIngressFromNodes", security_group_id=self._node_sg.id,
               ip_protocol="-1", referenced_security_group_id=self._node_sg.id,
-              description="Node to node and pod to pod (VPC CNI pods use the node group)")
+              description="Node to node and pod to pod (pods share the nodes' group)")
         for port, what in CONTROL_PLANE_TO_NODE_PORTS:
             sg_in(self, f"NodeIngressFromCluster{port}", security_group_id=self._node_sg.id,
                   ip_protocol="tcp", from_port=port, to_port=port,
