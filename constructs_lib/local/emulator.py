@@ -133,10 +133,55 @@ def _lambda_keep_kms_key_and_logging_config() -> None:
     LambdaFunction.update_configuration = update_configuration
 
 
+def _denies_only_insecure_transport(statement: Any) -> bool:
+    """A statement that applies only when ``aws:SecureTransport`` is false."""
+    if not isinstance(statement, dict):
+        return False
+    conditions = statement.get("Condition") or {}
+    for operator in ("Bool", "BoolIfExists"):
+        value = (conditions.get(operator) or {}).get("aws:SecureTransport")
+        values = value if isinstance(value, list) else [value]
+        if value is not None and [str(v).lower() for v in values] == ["false"]:
+            return True
+    return False
+
+
+def _s3_bucket_policy_secure_transport() -> None:
+    """moto 5.2: bucket policies are evaluated without their ``Condition``.
+
+    So the standard TLS-only guard (Deny ``s3:*`` when ``aws:SecureTransport`` is false,
+    which ``ServerlessIngress`` puts on its output bucket) denies every object read and
+    write, although on AWS, over HTTPS, the statement never applies. The emulator stands in
+    for AWS's HTTPS endpoints (plain HTTP on loopback is a local artifact), so a statement
+    that applies only to insecure transport is left out of the evaluation; every other
+    statement is evaluated as moto does.
+    """
+    from moto.iam.access_control import IAMPolicy  # noqa: PLC0415
+    from moto.s3.models import FakeBucket  # noqa: PLC0415
+
+    original = FakeBucket.get_permission
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return original(self, action, resource)
+        document = json.loads(self.policy.decode() if isinstance(self.policy, bytes)
+                              else self.policy)
+        statements = document.get("Statement")
+        statements = statements if isinstance(statements, list) else [statements]
+        kept = [s for s in statements if not _denies_only_insecure_transport(s)]
+        if len(kept) == len(statements):
+            return original(self, action, resource)
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(
+            action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
 _FIXES: list[Any] = [
     _sqs_keep_policy_when_not_given,
     _sqs_aws_shaped_redrive_attributes,
     _lambda_keep_kms_key_and_logging_config,
+    _s3_bucket_policy_secure_transport,
 ]
 
 
