@@ -66,6 +66,7 @@ from constructs_lib.iam import (
     render_statements,
     service_principal,
 )
+from constructs_lib.teardown import destroy_step
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import GpuEksCluster
@@ -404,6 +405,9 @@ class GpuPoolRef:
     tolerations: tuple[dict[str, str], ...]
     gpu_limit: int
     termination_grace_period_seconds: int
+    # The pool's NodePool release: a runtime depends on it, so on destroy the runtime's
+    # pods go (and finish their tasks) before the pool's nodes are drained.
+    release: TerraformResource | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -568,19 +572,36 @@ class KarpenterGpuPool(Construct):
             max_history=5, cleanup_on_fail=True, wait=True, timeout=300,
             depends_on=cluster.ready,
         )
+        # Destroyed right after the controller: deletes the instance profiles and launch
+        # templates Karpenter created outside Terraform.
+        leftovers = destroy_step(
+            self, "DeleteLeftovers", script="delete-karpenter-leftovers.sh",
+            args={"cluster": cluster.cluster_name, "region": cluster.region},
+            depends_on=cluster.ready,
+        )
         self._release = helm.release.Release(
             self, "Karpenter", name="karpenter", repository=KARPENTER_REPOSITORY,
             chart="karpenter", version=props.chart_version, namespace=props.namespace,
             skip_crds=True,  # owned by the karpenter-crd release
             values=[dump_values(values)],
             max_history=5, cleanup_on_fail=True, wait=True, timeout=600,
-            depends_on=[*cluster.ready, self._crd_release, association, queue_policy],
+            depends_on=[*cluster.ready, self._crd_release, association, queue_policy,
+                        leftovers],
         )
 
         # --- GPU pools --------------------------------------------------------------------
         chart = TerraformAsset(self, "GpuNodePoolChart", path=str(GPU_NODEPOOL_CHART_DIR),
                                type=AssetType.DIRECTORY)
         pool_defaults = load_values("gpu-nodepool")
+        # Destroyed after every pool and before the controller: waits until Karpenter has
+        # terminated the nodes it launched (terminating stragglers after the timeout).
+        longest_drain = max(p.termination_grace_period_seconds for p in self._pools.values())
+        self._wait_for_nodes = destroy_step(
+            self, "WaitForNodes", script="wait-for-karpenter-nodes.sh",
+            args={"cluster": cluster.cluster_name, "region": cluster.region,
+                  "timeout_seconds": str(longest_drain + 300)},
+            depends_on=[self._release],
+        )
         self._pool_releases: dict[str, TerraformResource] = {}
         for pool in self._pools.values():
             self._pool_releases[pool.name] = helm.release.Release(
@@ -592,7 +613,7 @@ class KarpenterGpuPool(Construct):
                 max_history=5, cleanup_on_fail=True, wait=True,
                 timeout=pool.termination_grace_period_seconds + 300,
                 # Destroyed before the controller, which then terminates the pool's nodes.
-                depends_on=[self._release, self._node_access],
+                depends_on=[self._release, self._node_access, self._wait_for_nodes],
             )
 
     def _pool_values(self, pool: _Pool) -> dict[str, Any]:
@@ -682,6 +703,7 @@ class KarpenterGpuPool(Construct):
             gpu_limit=((pool.spot_gpu_limit if props.spot else 0)
                        + (pool.on_demand_gpu_limit if props.on_demand_fallback else 0)),
             termination_grace_period_seconds=pool.termination_grace_period_seconds,
+            release=self._pool_releases.get(pool.name),
         )
 
 

@@ -602,7 +602,8 @@ class SdRuntime(Construct):
             timeout=props.helm_timeout_seconds,
             max_history=5,
             # Karpenter outlives the runtime on destroy, so it can remove the GPU nodes.
-            depends_on=[*cluster.ready, self._namespace, *identity_resources, pool.release],
+            depends_on=[*cluster.ready, self._namespace, *identity_resources, pool.release,
+                        *([pool_ref.release] if pool_ref.release is not None else [])],
         )
 
         # --- scaler ------------------------------------------------------------------------

@@ -14,7 +14,8 @@ def _statements(synthesized, path_suffix: str) -> list[dict]:
 
 
 def test_queues_are_encrypted_long_polled_with_dead_letter(synthesized, example_config):
-    queues = synthesized.resources("aws_sqs_queue")
+    queues = {k: v for k, v in synthesized.resources("aws_sqs_queue").items()
+              if v["//"]["metadata"]["path"].startswith("sdaas/Ingress/")}
     assert len(queues) == 2 * len(RUNTIMES)
     for runtime in RUNTIMES:
         queue = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/Queue")
