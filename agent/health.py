@@ -44,8 +44,9 @@ class HealthServer:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health",
-                                        daemon=True)
+        # A short poll interval so that stop() (at shutdown) returns quickly.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
+                                        name="health", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
