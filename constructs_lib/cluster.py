@@ -53,10 +53,9 @@ from constructs_lib._providers import aws
 from constructs_lib.iam import (
     POD_IDENTITY_ACTIONS,
     POD_IDENTITY_PRINCIPAL,
-    Condition,
-    Principal,
     Role,
     Statement,
+    key_policy_statements,
     render_statements,
     service_principal,
 )
@@ -481,30 +480,9 @@ class GpuEksCluster(Construct):
 
         # --- KMS: secrets envelope encryption and log groups ------------------------------
         key_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
-            self, "KeyPolicy", statement=render_statements([
-                Statement(
-                    sid="AccountAdministers",
-                    actions=_KMS_ADMIN_ACTIONS + _KMS_USE_ACTIONS,
-                    resources=("*",),
-                    principals=(Principal(type="AWS", identifiers=(
-                        f"arn:{partition.partition}:iam::{identity.account_id}:root",)),),
-                    star_reason="a key policy's resource is always the key itself",
-                ),
-                Statement(
-                    sid="LogsUseKey",
-                    actions=("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom",
-                             "kms:ReEncryptTo", "kms:GenerateDataKey",
-                             "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"),
-                    resources=("*",),
-                    principals=(service_principal(f"logs.{region.name}.amazonaws.com"),),
-                    conditions=(Condition(
-                        test="ArnLike", variable="kms:EncryptionContext:aws:logs:arn",
-                        values=(f"arn:{partition.partition}:logs:{region.name}:"
-                                f"{identity.account_id}:log-group:*",),
-                    ),),
-                    star_reason="a key policy's resource is always the key itself",
-                ),
-            ]),
+            self, "KeyPolicy", statement=render_statements(key_policy_statements(
+                partition=partition.partition, region=region.name,
+                account_id=identity.account_id)),
         )
         self._key = aws.kms_key.KmsKey(
             self, "Key", description=f"{cluster_name}: EKS secrets and cluster logs",
@@ -903,18 +881,6 @@ def props_from_config(config: Config, *, model_bucket_arn: str | None = None,
     )
 
 
-_KMS_ADMIN_ACTIONS = (
-    "kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:EnableKeyRotation",
-    "kms:DisableKeyRotation", "kms:GetKeyPolicy", "kms:PutKeyPolicy",
-    "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:ListGrants", "kms:RevokeGrant",
-    "kms:RetireGrant", "kms:TagResource", "kms:UntagResource", "kms:UpdateKeyDescription",
-    "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:ListAliases",
-    "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
-)
-_KMS_USE_ACTIONS = (
-    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-    "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant",
-)
 
 __all__ = [
     "CLUSTER_LOG_TYPES",

@@ -151,10 +151,58 @@ class Role(Construct):
         )
 
 
+KMS_ADMIN_ACTIONS = (
+    "kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation", "kms:GetKeyPolicy", "kms:PutKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:ListGrants", "kms:RevokeGrant",
+    "kms:RetireGrant", "kms:TagResource", "kms:UntagResource", "kms:UpdateKeyDescription",
+    "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:ListAliases",
+    "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+)
+KMS_USE_ACTIONS = (
+    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+    "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant",
+)
+_KEY_ITSELF = "a key policy's resource is always the key itself"
+
+
+def key_policy_statements(*, partition: str, region: str, account_id: str) -> list[Statement]:
+    """The statements every customer-managed key here starts with.
+
+    The account administers and uses the key (so IAM policies can grant its use), and
+    CloudWatch Logs may use it for this account's log groups only.
+    """
+    return [
+        Statement(
+            sid="AccountAdministers",
+            actions=KMS_ADMIN_ACTIONS + KMS_USE_ACTIONS,
+            resources=("*",),
+            principals=(Principal(type="AWS", identifiers=(
+                f"arn:{partition}:iam::{account_id}:root",)),),
+            star_reason=_KEY_ITSELF,
+        ),
+        Statement(
+            sid="LogsUseKey",
+            actions=("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                     "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+                     "kms:DescribeKey"),
+            resources=("*",),
+            principals=(service_principal(f"logs.{region}.amazonaws.com"),),
+            conditions=(Condition(
+                test="ArnLike", variable="kms:EncryptionContext:aws:logs:arn",
+                values=(f"arn:{partition}:logs:{region}:{account_id}:log-group:*",),
+            ),),
+            star_reason=_KEY_ITSELF,
+        ),
+    ]
+
+
 POD_IDENTITY_PRINCIPAL = service_principal("pods.eks.amazonaws.com")
 POD_IDENTITY_ACTIONS = ("sts:AssumeRole", "sts:TagSession")
 
 __all__ = [
+    "KMS_ADMIN_ACTIONS",
+    "KMS_USE_ACTIONS",
     "POD_IDENTITY_ACTIONS",
     "POD_IDENTITY_PRINCIPAL",
     "Condition",
@@ -163,6 +211,7 @@ __all__ = [
     "Role",
     "Statement",
     "attach",
+    "key_policy_statements",
     "policy_document",
     "render_statements",
     "service_principal",

@@ -50,6 +50,7 @@ from constructs_lib.iam import (
     Role,
     Statement,
     attach,
+    key_policy_statements,
     render_statements,
     service_principal,
 )
@@ -203,18 +204,12 @@ class ServerlessIngress(Construct):
         self._account_id = identity.account_id
         self._region = region.name
         self._partition = partition.partition
-        account_root = f"arn:{partition.partition}:iam::{identity.account_id}:root"
 
         # --- KMS ------------------------------------------------------------------------
         key_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
             self, "KeyPolicy", statement=render_statements([
-                Statement(
-                    sid="AccountAdministers",
-                    actions=_KMS_ADMIN_ACTIONS + _KMS_USE_ACTIONS,
-                    resources=("*",),
-                    principals=(Principal(type="AWS", identifiers=(account_root,)),),
-                    star_reason="a key policy's resource is always the key itself",
-                ),
+                *key_policy_statements(partition=partition.partition, region=region.name,
+                                       account_id=identity.account_id),
                 Statement(
                     sid="ServicesUseKey",
                     actions=("kms:Decrypt", "kms:GenerateDataKey"),
@@ -224,20 +219,6 @@ class ServerlessIngress(Construct):
                     ),),
                     conditions=(Condition(test="StringEquals", variable="aws:SourceAccount",
                                           values=(identity.account_id,)),),
-                    star_reason="a key policy's resource is always the key itself",
-                ),
-                Statement(
-                    sid="LogsUseKey",
-                    actions=("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom",
-                             "kms:ReEncryptTo", "kms:GenerateDataKey",
-                             "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"),
-                    resources=("*",),
-                    principals=(service_principal(f"logs.{region.name}.amazonaws.com"),),
-                    conditions=(Condition(
-                        test="ArnLike", variable="kms:EncryptionContext:aws:logs:arn",
-                        values=(f"arn:{partition.partition}:logs:{region.name}:"
-                                f"{identity.account_id}:log-group:*",),
-                    ),),
                     star_reason="a key policy's resource is always the key itself",
                 ),
             ]),
@@ -747,19 +728,6 @@ class RuntimeQueueRef:
     dlq_url: str
     dlq_arn: str
 
-
-_KMS_ADMIN_ACTIONS = (
-    "kms:DescribeKey", "kms:EnableKey", "kms:DisableKey", "kms:EnableKeyRotation",
-    "kms:DisableKeyRotation", "kms:GetKeyPolicy", "kms:PutKeyPolicy",
-    "kms:GetKeyRotationStatus", "kms:ListResourceTags", "kms:ListGrants", "kms:RevokeGrant",
-    "kms:RetireGrant", "kms:TagResource", "kms:UntagResource", "kms:UpdateKeyDescription",
-    "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:ListAliases",
-    "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
-)
-_KMS_USE_ACTIONS = (
-    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-    "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant",
-)
 
 _ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",

@@ -10,6 +10,7 @@ workarounds stay visible and removable once moto fixes the bug upstream.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,27 @@ def _sqs_aws_shaped_redrive_attributes() -> None:
         return result
 
     Queue.attributes = property(attributes)
+
+
+def load_aws_managed_policies() -> int:
+    """Make AWS managed IAM policies (AmazonEKSClusterPolicy, ...) exist in this process.
+
+    moto creates them only when ``MOTO_IAM_LOAD_MANAGED_POLICIES`` is true at the moment an
+    account's IAM backend is first used; backends are per process, so an account touched
+    earlier without it lacks them. This sets the variable for accounts to come and adds the
+    policies to the IAM backends that already exist. Returns the number added.
+    """
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    from moto.iam.models import iam_backends  # noqa: PLC0415
+
+    added = 0
+    for account_backends in iam_backends.values():
+        for backend in account_backends.values():
+            for policy in backend._init_aws_policies():
+                if policy.arn not in backend.managed_policies:
+                    backend.managed_policies[policy.arn] = policy
+                    added += 1
+    return added
 
 
 def _lambda_keep_kms_key_and_logging_config() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib.local.emulator import Emulator
+from constructs_lib.local.emulator import Emulator, load_aws_managed_policies
 from tests.cluster.stacks import synth_stack
 from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
 
@@ -59,8 +59,9 @@ def without_moto_gaps(doc: dict) -> tuple[dict, list[str]]:
 def applied(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
     previous = os.environ.get(MANAGED_POLICIES_ENV)
-    # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in moto only when asked for.
-    os.environ[MANAGED_POLICIES_ENV] = "true"
+    # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in moto only when asked for,
+    # also in accounts that earlier tests of this process already used.
+    load_aws_managed_policies()
     emu = Emulator(log_requests=False).start()
     outdir = tmp_path_factory.mktemp("cluster-emulated")
     terraform = None
