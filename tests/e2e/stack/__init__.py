@@ -1,0 +1,1 @@
+"""End to end through the local stack (``make local``'s code): HTTP request in, image out."""
