@@ -69,7 +69,7 @@ preflight: install ## Read-only checks of the AWS account before apply
 
 bench: install ## Print the benchmark figures (synth time and memory, agent throughput)
 	$(PY) bench/synth_bench.py
-	$(PY) bench/agent_throughput.py
+	$(PY) -m bench.agent_throughput
 
 upload-model: install ## Upload a checkpoint: make upload-model FILE=model.safetensors [RUNTIME=name] [BUCKET=b]
 	@test -n "$(FILE)" || { echo "usage: make upload-model FILE=<checkpoint> [RUNTIME=<name>] [BUCKET=<bucket>]" >&2; exit 2; }
