@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ class Terraform:
         env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
                "CHECKPOINT_DISABLE": "1", **(self.env or {})}
         env.pop("TF_CLI_CONFIG_FILE", None)
+        # Destroy-time steps call the AWS CLI: the one installed beside this interpreter.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["TF_CLI_CONFIG_FILE"] = os.devnull
         proc = subprocess.run(
             [terraform_binary(), *args, "-no-color"],

@@ -71,7 +71,9 @@ def applied(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraf
         doc = json.loads((stack_dir / "cdk.tf.json").read_text())
         aws_only, _ = without_in_cluster(doc)
         subset, removed = without_moto_gaps(aws_only)
-        terraform = Terraform(write_stack(subset, stack_dir, outdir / "applied"))
+        # The destroy-time steps' AWS CLI talks to the emulator too.
+        terraform = Terraform(write_stack(subset, stack_dir, outdir / "applied"),
+                              env={"AWS_ENDPOINT_URL": emu.endpoint, "AWS_REGION": REGION})
         terraform.init(backend=True)
         terraform.run("apply", "-auto-approve", "-input=false", timeout=APPLY_TIMEOUT)
         yield emu, terraform, {"doc": doc, "removed": removed}
@@ -195,6 +197,8 @@ def test_destroy_removes_everything(applied):
     emu, terraform, _ = applied
     result = terraform.run("destroy", "-auto-approve", "-input=false", timeout=APPLY_TIMEOUT)
     assert "Destroy complete!" in result.stdout
+    # The destroy-time steps ran, with the AWS CLI, against the emulator.
+    assert "karpenter: no nodes left in cluster sdaas" in result.stdout
     assert client(emu, "eks").list_clusters()["clusters"] == []
     assert not client(emu, "ec2").describe_vpcs(
         Filters=[{"Name": "tag:Name", "Values": ["sdaas-vpc"]}])["Vpcs"]
