@@ -15,7 +15,6 @@ unreadable schema is an error.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import re
@@ -27,6 +26,8 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import yaml
+
+from constructs_lib.helm_values import deep_merge  # noqa: F401 - re-exported for tests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHARTS_DIR = REPO_ROOT / "charts"
@@ -163,17 +164,6 @@ def load_values_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A YAML values file as a dict (empty file -> ``{}``)."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return data or {}
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` merged into a copy of ``base``; mappings merge, everything else replaces."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def find(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
