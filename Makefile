@@ -67,9 +67,17 @@ destroy: synth ## Destroy everything the stack created
 preflight: install ## Read-only checks of the AWS account before apply
 	$(PY) -m constructs_lib.preflight --config
 
+local: install ## The whole async path on this machine (moto, Terraform, preview runtimes); Ctrl-C stops it
+	$(PY) -m constructs_lib.local up
+
+local-down: ## Stop a running `make local` from another terminal
+	@test -x $(PY) || { echo "no local stack is running (no $(VENV))"; exit 0; }
+	$(PY) -m constructs_lib.local down
+
 bench: install ## Print the benchmark figures (synth time and memory, agent throughput)
 	$(PY) bench/synth_bench.py
 	$(PY) -m bench.agent_throughput
+	$(PY) -m bench.local_e2e
 
 upload-model: install ## Upload a checkpoint: make upload-model FILE=model.safetensors [RUNTIME=name] [BUCKET=b]
 	@test -n "$(FILE)" || { echo "usage: make upload-model FILE=<checkpoint> [RUNTIME=<name>] [BUCKET=<bucket>]" >&2; exit 2; }
