@@ -30,7 +30,7 @@ install: $(VENV)/.installed ## Create .venv with the pinned dependencies
 synth: install ## Write the Terraform configuration (cdktf.out/stacks/<name>/cdk.tf.json)
 	$(PY) main.py
 
-test: install ## Run the whole test suite
+test: install $(CHECKOV_VENV)/.installed ## Run the whole test suite (checkov runs in its own venv)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 $(CHECKOV_VENV)/.installed:
