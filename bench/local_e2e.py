@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:  # run as a script: `python bench/local_e2e.py`
     sys.path.insert(0, str(REPO))
 
 from constructs_lib.config import config_path  # noqa: E402
+from constructs_lib.local.emulator import FAKE_CREDENTIALS  # noqa: E402
 from constructs_lib.local.stack import (  # noqa: E402
     LocalSettings,
     LocalStack,
@@ -106,7 +107,8 @@ class ResultTap:
     def __init__(self, stack: LocalStack) -> None:
         assert stack.connection is not None
         kwargs = {"endpoint_url": stack.connection.aws_endpoint_url,
-                  "region_name": stack.connection.region}
+                  "region_name": stack.connection.region,
+                  **{name.lower(): value for name, value in FAKE_CREDENTIALS.items()}}
         self.sqs = boto3.client("sqs", **kwargs)
         self.url = self.sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
@@ -229,9 +231,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  runtime busy                {busy:.1%} of the wall time ({wall:.1f} s)")
     print(f"  end-to-end latency          {describe(loaded, 'e2e')}")
     print(f"  share outside the runtime   {share(loaded)}")
-    print(f"    of which SQS queue wait   {describe(loaded, 'queue_wait')}")
-    print(f"    waiting inside the agent  {describe(loaded, 'agent_wait')}")
-    print(f"    {'ingest + delivery + status':<26}{describe(loaded, 'ingest_delivery')}")
+    for key, label in (("queue_wait", "SQS queue wait"),
+                       ("agent_wait", "agent: waiting for runtime"),
+                       ("ingest_delivery", "ingest + delivery + status")):
+        print(f"    {label:<26} {describe(loaded, key)}")
     plumbing = statistics.mean(r["outside"] - r["queue_wait"] - r["agent_wait"] for r in loaded)
     print(f"  per-task plumbing (outside the runtime, queueing excluded): mean {plumbing:.3f} s")
     return 0
