@@ -53,6 +53,7 @@ from constructs_lib._providers import aws
 from constructs_lib.iam import (
     POD_IDENTITY_ACTIONS,
     POD_IDENTITY_PRINCIPAL,
+    Condition,
     Role,
     Statement,
     key_policy_statements,
@@ -712,8 +713,26 @@ class GpuEksCluster(Construct):
 
     # --- helpers ---------------------------------------------------------------------------
     def _pod_identity_role(self, id_: str, role_name: str, description: str) -> Role:
-        return Role(self, id_, name=role_name, assumed_by=POD_IDENTITY_PRINCIPAL,
-                    assume_actions=POD_IDENTITY_ACTIONS, description=description)
+        return self.pod_identity_role(self, id_, name=role_name, description=description)
+
+    def pod_identity_role(self, scope: Construct, id_: str, *, name: str,
+                          description: str) -> Role:
+        """A role that EKS Pod Identity may hand to pods of this cluster only.
+
+        The trust policy admits ``pods.eks.amazonaws.com`` acting for this account and this
+        cluster (``aws:SourceAccount``, ``aws:SourceArn``), so an association in another
+        cluster cannot use the role. Grant it permissions, then ``add_pod_identity``.
+        """
+        return Role(
+            scope, id_, name=name, assumed_by=POD_IDENTITY_PRINCIPAL,
+            assume_actions=POD_IDENTITY_ACTIONS, description=description,
+            assume_conditions=(
+                Condition(test="StringEquals", variable="aws:SourceAccount",
+                          values=(self.account_id,)),
+                Condition(test="ArnEquals", variable="aws:SourceArn",
+                          values=(self.cluster_arn,)),
+            ),
+        )
 
     def _addon(self, addon: str, versions: Mapping[str, str], *, role: Role | None = None,
                service_account: str | None = None,

@@ -118,12 +118,14 @@ class Role(Construct):
 
     def __init__(self, scope: Construct, id_: str, *, name: str, assumed_by: Principal,
                  assume_actions: tuple[str, ...] = ("sts:AssumeRole",),
+                 assume_conditions: tuple[Condition, ...] = (),
                  description: str = "", tags: dict[str, str] | None = None) -> None:
         super().__init__(scope, id_)
         trust = policy_document(
             self,
             "Trust",
-            [Statement(sid="Trust", actions=assume_actions, principals=(assumed_by,))],
+            [Statement(sid="Trust", actions=assume_actions, principals=(assumed_by,),
+                       conditions=assume_conditions)],
         )
         self._role = aws.iam_role.IamRole(
             self, "Role", name=name, assume_role_policy=trust, description=description or None,

@@ -57,8 +57,6 @@ from constructs_lib._cdktf import (
 from constructs_lib._providers import aws, helm
 from constructs_lib.helm_values import REPO_ROOT, deep_merge, dump_values, load_values
 from constructs_lib.iam import (
-    POD_IDENTITY_ACTIONS,
-    POD_IDENTITY_PRINCIPAL,
     Condition,
     Principal,
     Role,
@@ -531,9 +529,8 @@ class KarpenterGpuPool(Construct):
             self, "InterruptionQueuePolicy", queue_url=self._queue.url, policy=queue_policy.json)
 
         # --- controller identity ----------------------------------------------------------
-        self._controller_role = Role(
+        self._controller_role = cluster.pod_identity_role(
             self, "ControllerRole", name=f"{name}-karpenter-controller",
-            assumed_by=POD_IDENTITY_PRINCIPAL, assume_actions=POD_IDENTITY_ACTIONS,
             description=f"Karpenter controller of {cluster.physical_cluster_name}")
         for key, statements in controller_statements(
                 cluster_name=cluster.physical_cluster_name, cluster_arn=cluster.cluster_arn,

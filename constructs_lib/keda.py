@@ -50,7 +50,7 @@ from constructs_lib._cdktf import (
 from constructs_lib._providers import helm
 from constructs_lib.config import LONG_POLL_SECONDS, Config
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
-from constructs_lib.iam import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, Role, Statement
+from constructs_lib.iam import Statement
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import GpuEksCluster
@@ -280,11 +280,9 @@ class KedaSqsScaler(Construct):
         self._cluster = cluster
         self._runtimes: dict[str, ScaledRuntime] = {}
 
-        self._role = Role(
+        self._role = cluster.pod_identity_role(
             self, "OperatorRole",
             name=f"{props.name}-keda-operator",
-            assumed_by=POD_IDENTITY_PRINCIPAL,
-            assume_actions=POD_IDENTITY_ACTIONS,
             description="KEDA operator: reads the depth of the runtime queues",
         )
         identity = Construct(self, "OperatorPodIdentity")

@@ -49,11 +49,8 @@ from constructs_lib._providers import aws, helm
 from constructs_lib.config import LONG_POLL_SECONDS, Config
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
-    POD_IDENTITY_ACTIONS,
-    POD_IDENTITY_PRINCIPAL,
     Condition,
     Principal,
-    Role,
     Statement,
     attach,
     policy_document,
@@ -496,11 +493,9 @@ class SdRuntime(Construct):
             )
 
         # --- identity -----------------------------------------------------------------
-        self._role = Role(
+        self._role = cluster.pod_identity_role(
             self, "Role",
             name=f"{props.name}-{runtime}-runtime",
-            assumed_by=POD_IDENTITY_PRINCIPAL,
-            assume_actions=POD_IDENTITY_ACTIONS,
             description=f"Pods of runtime {runtime}: queue agent and model volume",
         )
         role_name = self._role.role_name

@@ -193,6 +193,12 @@ class _Cluster:
     def add_pod_identity(self, scope, id_, *, namespace, service_account, role_arn):
         return None
 
+    def pod_identity_role(self, scope, id_, *, name, description):
+        from constructs_lib.iam import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, Role
+
+        return Role(scope, id_, name=name, assumed_by=POD_IDENTITY_PRINCIPAL,
+                    assume_actions=POD_IDENTITY_ACTIONS, description=description)
+
 
 def test_scaler_checks_before_creating_anything():
     app = App()
