@@ -97,15 +97,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     with signals_stop_the_stack():
         try:
             stack.start()
-            print(_summary(stack), flush=True)
-            code = stack.supervise()
         except AlreadyRunning as exc:
             print(f"make local: {exc}", file=sys.stderr)
             return 3
         except LocalStackError as exc:
             progress.info("")
             print(f"make local: {exc}", file=sys.stderr)
-            code = 1
+            return 1
+        except KeyboardInterrupt:
+            progress.info("Stopped while starting; nothing left running.")
+            return 0
+        try:
+            print(_summary(stack), flush=True)
+            code = stack.supervise()
         except KeyboardInterrupt:
             progress.info("")
         finally:

@@ -538,8 +538,10 @@ class LocalStack:
         self._acquire_lock()
         try:
             self._start(started)
-        except BaseException:
-            self.stop()
+        except BaseException as exc:
+            self.progress.info(f"Stopping what was started ({type(exc).__name__}) ...")
+            with signals_ignored():
+                self.stop()
             raise
         assert self.connection is not None
         return self.connection
@@ -562,6 +564,7 @@ class LocalStack:
         emulator = self._spawn("emulator", ["-m", "constructs_lib.local", "emulator"],
                                ready=True)
         self.emulator_endpoint = emulator.wait_ready()["endpoint"]
+        self._write_state(phase="starting")
         self.progress.done(f"AWS emulator on {self.emulator_endpoint}")
 
         self.progress.step("synthesizing ServerlessIngress against the emulator")
@@ -570,6 +573,7 @@ class LocalStack:
 
         terraform = Terraform(self.settings.terraform, stack_dir, self.logs / "terraform.log",
                               self.plugin_dir)
+        terraform.env[INSTANCE_ENV] = self.instance  # so its plugins are findable as ours
         self._terraform = terraform
         for stale in stack_dir.glob("terraform.tfstate*"):
             stale.unlink()  # a state of resources in an emulator that is gone
@@ -595,6 +599,7 @@ class LocalStack:
         endpoint = adapter.wait_ready()["endpoint"]
         for name, preview in previews.items():
             self.runtime_urls[name] = preview.wait_ready()["url"]
+        self._write_state(phase="starting")
         self.progress.done(f"API on {endpoint}; preview runtimes "
                            + ", ".join(f"{n} {u}" for n, u in self.runtime_urls.items()))
 
@@ -903,12 +908,16 @@ def stop_running(workdir: Path, timeout: float = 60.0,
 
 @contextlib.contextmanager
 def signals_stop_the_stack() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`StopRequested` in the main thread (like Ctrl-C)."""
+    """Ctrl-C, SIGTERM and SIGHUP raise in the main thread (:class:`KeyboardInterrupt`,
+    :class:`StopRequested`), also when SIGINT was inherited as ignored (a job started in the
+    background by a script)."""
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise StopRequested(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: on_signal,
+                signal.SIGHUP: on_signal}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
@@ -918,7 +927,12 @@ def signals_stop_the_stack() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_ignored() -> Iterator[None]:
-    """While cleaning up, a second Ctrl-C or SIGTERM must not leave processes behind."""
+    """While cleaning up, a second Ctrl-C or SIGTERM must not leave processes behind.
+
+    Signal handlers belong to the main thread: elsewhere this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
     try:
