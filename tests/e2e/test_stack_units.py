@@ -1,0 +1,188 @@
+"""The orchestration's parts that need no Terraform: the lock, finding and stopping what a
+stack left behind (and nothing else), the agents' environment, progress output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from constructs_lib.config import EXAMPLE_CONFIG, load_config
+from constructs_lib.local.stack import (
+    INSTANCE_ENV,
+    AlreadyRunning,
+    LocalSettings,
+    LocalStack,
+    TerminalProgress,
+    agent_environment,
+    is_ours,
+    kill_leftovers,
+    lock_is_held,
+    stop_running,
+)
+from tests.e2e.support import pid_alive, wait_for
+
+OUTPUTS = {"queue_urls": {"sdruntime": "http://127.0.0.1:1/123/q1", "comfyui": "http://q2"},
+           "result_topic_arn": "arn:aws:sns:us-west-2:123:results",
+           "output_bucket": "bucket", "task_table": "tasks"}
+
+
+def _sleeper(instance: str | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ}
+    if instance is not None:
+        env[INSTANCE_ENV] = instance
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env,
+                            start_new_session=True)
+
+
+def test_the_agent_environment_follows_the_architecture() -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    env = agent_environment(config.runtime("sdruntime"), config, OUTPUTS, "http://127.0.0.1:9")
+    assert {k: env[k] for k in ("SQS_QUEUE_URL", "SNS_TOPIC_ARN", "S3_BUCKET", "TASK_TABLE",
+                                "RUNTIME_TYPE", "RUNTIME_NAME", "API_BASE_URL",
+                                "DYNAMIC_SD_MODEL")} == {
+        "SQS_QUEUE_URL": "http://127.0.0.1:1/123/q1", "SNS_TOPIC_ARN": OUTPUTS[
+            "result_topic_arn"], "S3_BUCKET": "bucket", "TASK_TABLE": "tasks",
+        "RUNTIME_TYPE": "sdwebui", "RUNTIME_NAME": "sdruntime",
+        "API_BASE_URL": "http://127.0.0.1:9", "DYNAMIC_SD_MODEL": "false"}
+    assert env["AGENT_HEALTH_PORT"] == "0"  # it would bind every interface
+    assert env["AGENT_TASK_TIMEOUT_SECONDS"] == "600"
+    from agent.config import load_config as agent_config
+
+    parsed = agent_config(env)  # a valid agent configuration
+    assert parsed.health_port == 0 and parsed.wait_time_seconds == 2
+
+
+def test_leftovers_are_killed_only_when_provably_ours() -> None:
+    ours, stranger = _sleeper("instance-a"), _sleeper(None)
+    try:
+        assert is_ours(ours.pid, "instance-a")
+        assert not is_ours(stranger.pid, "instance-a")
+        assert not is_ours(ours.pid, "instance-b")
+        state = {"instance": "instance-a", "children": {
+            "agent": {"pid": ours.pid}, "impostor": {"pid": stranger.pid}}}
+        assert kill_leftovers(state) == ["agent"]
+        assert ours.wait(timeout=10) != 0
+        assert stranger.poll() is None
+    finally:
+        for proc in (ours, stranger):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def test_down_without_a_stack_and_after_a_crash(tmp_path: Path) -> None:
+    said: list[str] = []
+    assert stop_running(tmp_path, say=said.append) == 0
+    assert "no local stack is running" in said[-1]
+    leftover = _sleeper("crashed")
+    try:
+        (tmp_path / "state.json").write_text(json.dumps(
+            {"pid": 1, "instance": "crashed", "children": {"emulator": {"pid": leftover.pid}}}))
+        (tmp_path / "connection.json").write_text("{}")
+        assert stop_running(tmp_path, say=said.append) == 0
+        assert "stopped emulator" in said[-1]
+        leftover.wait(timeout=10)
+        assert not (tmp_path / "state.json").exists()
+        assert not (tmp_path / "connection.json").exists()
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+        leftover.wait()
+
+
+def test_a_held_lock_refuses_a_second_stack_and_down_signals_its_holder(tmp_path: Path) -> None:
+    """Another process holds the workdir (a running stack): start is refused with its
+    endpoint, and ``down`` SIGTERMs it and waits for the lock."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, signal, sys, time\n"
+        f"h = open({str(tmp_path / 'local.lock')!r}, 'a+')\n"
+        "fcntl.flock(h, fcntl.LOCK_EX)\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        (tmp_path / "state.json").write_text(json.dumps(
+            {"pid": holder.pid, "instance": "x", "phase": "running",
+             "endpoint": "http://127.0.0.1:1234/prod", "children": {}}))
+        assert lock_is_held(tmp_path)
+        stack = LocalStack(LocalSettings(workdir=tmp_path, config_file=EXAMPLE_CONFIG))
+        with pytest.raises(AlreadyRunning, match=r"http://127\.0\.0\.1:1234/prod"):
+            stack.start()
+        stack.stop()
+        assert (tmp_path / "state.json").exists()  # the refused stack touched nothing
+        said: list[str] = []
+        assert stop_running(tmp_path, timeout=20, say=said.append) == 0
+        assert holder.wait(timeout=10) == 0
+        assert said[-1] == "stopped; nothing left running"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+
+
+def test_progress_on_a_log_is_throttled_lines() -> None:
+    stream = io.StringIO()
+    progress = TerminalProgress(stream, interval_seconds=3600)
+    progress.step("terraform apply")
+    for count in range(5):
+        progress.update(f"{count}/61 resources")
+    progress.done("terraform apply")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "  ... terraform apply"
+    assert lines[1] == "  ... 0/61 resources"  # then throttled
+    assert lines[2].startswith("  ok  terraform apply (")
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_on_a_terminal_rewrites_one_line() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    progress = TerminalProgress(stream)
+    progress.step("apply")
+    progress.update("1/2")
+    progress.update("2/2")
+    progress.done("apply")
+    assert stream.getvalue().count("\r\033[K") == 4
+    assert stream.getvalue().endswith("\n")
+
+
+def test_children_die_with_the_orchestrator(tmp_path: Path) -> None:
+    """An orchestrator killed with SIGKILL takes its children along (Linux)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    script = tmp_path / "orchestrator.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from constructs_lib.local.stack import Child\n"
+        f"c = Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+        f"          {{}}, Path({str(tmp_path / 'c.log')!r}), Path('.')).start()\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    orchestrator = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                                    cwd=Path(__file__).resolve().parents[2])
+    child = None
+    try:
+        assert orchestrator.stdout is not None
+        child = int(orchestrator.stdout.readline())
+        assert pid_alive(child)
+        orchestrator.kill()
+        orchestrator.wait(timeout=10)
+        wait_for(lambda: not pid_alive(child), 10, "the child to follow its parent")
+    finally:
+        if orchestrator.poll() is None:
+            orchestrator.kill()
+            orchestrator.wait()
+        if child is not None and pid_alive(child):
+            os.kill(child, signal.SIGKILL)
