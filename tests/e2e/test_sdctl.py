@@ -59,7 +59,7 @@ class FakeApi:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.endpoint = f"{self.base}/prod"
 
