@@ -33,7 +33,8 @@ def main() -> int:
     pipeline = Pipeline(config, make_clients(config), create_adapter(config))
     health = None
     if config.health_port:
-        health = HealthServer(config.health_port, pipeline.live, pipeline.ready)
+        health = HealthServer(config.health_port, pipeline.live, pipeline.ready,
+                              host=config.health_host)
         health.start()
     pipeline.start()
     while not stop.wait(1.0):

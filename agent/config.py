@@ -59,6 +59,7 @@ class AgentConfig:
     allow_http: bool = False
     input_allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     health_port: int = 8081
+    health_host: str = "0.0.0.0"  # noqa: S104 - the kubelet probes the pod IP
     pod_annotation: bool = True
     pod_name: str | None = None
     pod_namespace: str | None = None
@@ -116,6 +117,10 @@ def _parse_bool(text: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ValueError(text)
+
+
+def _parse_host(text: str) -> str:
+    return str(ipaddress.ip_address(text.strip()))
 
 
 def _parse_networks(text: str) -> tuple[Any, ...]:
@@ -181,6 +186,8 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
             "a comma-separated list of IP addresses or CIDR networks",
         ),
         health_port=r.number("AGENT_HEALTH_PORT", 8081, int, 0, 65535),
+        health_host=r.parsed("AGENT_HEALTH_HOST", "0.0.0.0", _parse_host,  # noqa: S104
+                             "an IP address to bind the health server to"),
         pod_annotation=r.flag("AGENT_POD_ANNOTATION", True),
         pod_name=r.raw("POD_NAME") or r.raw("HOSTNAME"),
         pod_namespace=r.raw("POD_NAMESPACE"),

@@ -201,7 +201,19 @@ def base_url(event: dict[str, Any]) -> str:
     if base is None:
         stage = context.get("stage")
         base = f"/{stage}" if isinstance(stage, str) and stage and stage != "$default" else ""
-    return f"https://{domain}{base}"
+    return f"{_scheme(event)}://{domain}{base}"
+
+
+def _scheme(event: dict[str, Any]) -> str:
+    """``X-Forwarded-Proto`` when it is http or https (API Gateway sends https), else https."""
+    headers = event.get("headers")
+    if isinstance(headers, dict):
+        for name, value in headers.items():
+            if isinstance(name, str) and name.lower() == "x-forwarded-proto":
+                proto = str(value).split(",")[0].strip().lower()
+                if proto in ("http", "https"):
+                    return proto
+    return "https"
 
 
 # --- running a handler -------------------------------------------------------------------

@@ -70,3 +70,10 @@ def test_overrides_are_parsed() -> None:
     assert config.api_base_url == "http://runtime:8080"
     assert config.pod_annotation is False
     assert config.kube_api_url == "https://10.100.0.1:443"
+
+
+def test_health_host_defaults_to_every_interface_and_must_be_an_address() -> None:
+    assert load_config(BASE).health_host == "0.0.0.0"
+    assert load_config({**BASE, "AGENT_HEALTH_HOST": "127.0.0.1"}).health_host == "127.0.0.1"
+    with pytest.raises(ConfigError, match="AGENT_HEALTH_HOST must be an IP address"):
+        load_config({**BASE, "AGENT_HEALTH_HOST": "localhost"})

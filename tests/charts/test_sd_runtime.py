@@ -325,7 +325,7 @@ def test_agent_runs_non_root_with_a_read_only_root_filesystem(runtime_manifests)
         assert ctx["readOnlyRootFilesystem"] is True
         assert ctx["allowPrivilegeEscalation"] is False
         assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert {"name": "agent-tmp", "mountPath": "/tmp"} in agent["volumeMounts"]  # noqa: S108
+        assert {"name": "agent-tmp", "mountPath": "/tmp"} in agent["volumeMounts"]
         (tmp,) = [v for v in pod_spec(manifests)["volumes"] if v["name"] == "agent-tmp"]
         assert "emptyDir" in tmp
 

@@ -248,7 +248,7 @@ def test_run_survives_events_that_are_not_objects(evt: Any) -> None:
 
 
 def test_log_level_filters(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lambda_src.jsonlog import log  # noqa: PLC0415
+    from lambda_src.jsonlog import log
 
     monkeypatch.setenv("LOG_LEVEL", "warning")
     log("INFO", "hidden")
@@ -258,3 +258,17 @@ def test_log_level_filters(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None
     record = json.loads(lines[0])
     assert record["message"] == "shown" and record["id"] == "x" and "skipped" not in record
     assert record["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(("headers", "scheme"), [
+    ({"X-Forwarded-Proto": "https"}, "https"),
+    ({"x-forwarded-proto": "http"}, "http"),
+    ({"X-Forwarded-Proto": "http, https"}, "http"),
+    ({"X-Forwarded-Proto": "gopher"}, "https"),
+    ({}, "https"),
+    (None, "https"),
+])
+def test_base_url_follows_the_forwarded_scheme(headers, scheme) -> None:
+    evt = event()
+    evt["headers"] = headers
+    assert api.base_url(evt) == f"{scheme}://{DOMAIN}/prod"

@@ -102,7 +102,7 @@ def test_completed_task_has_presigned_urls_for_its_images(account: Account) -> N
 
 def test_presigned_urls_fetch_the_image(account: Account) -> None:
     """The URL is a working GET for the object (requests is routed to moto in process)."""
-    import requests  # noqa: PLC0415 - only this test needs it
+    import requests
 
     account.s3.put_object(Bucket=BUCKET, Key="output/done-1/image-0.png", Body=b"\x89PNG-bytes")
     account.put_record(**completed_record(images=[f"s3://{BUCKET}/output/done-1/image-0.png"]))
