@@ -74,7 +74,7 @@ local-down: ## Stop a running `make local` from another terminal
 	@test -x $(PY) || { echo "no local stack is running (no $(VENV))"; exit 0; }
 	$(PY) -m constructs_lib.local down
 
-bench: install ## Print the benchmark figures (synth time and memory, agent throughput)
+bench: install ## Print the benchmark figures (synth, agent throughput, local end to end)
 	$(PY) bench/synth_bench.py
 	$(PY) -m bench.agent_throughput
 	$(PY) -m bench.local_e2e
