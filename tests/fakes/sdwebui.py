@@ -19,39 +19,11 @@ from typing import Any
 
 from PIL import Image
 
+from constructs_lib.local.preview import BATCH_KEYS, IMG2IMG_KEYS, SINGLE_KEYS, TXT2IMG_KEYS
 from tests.fakes.base import FakeServer, Request, Response, render_png
 
-_COMMON = {
-    "prompt", "negative_prompt", "styles", "seed", "subseed", "subseed_strength",
-    "seed_resize_from_h", "seed_resize_from_w", "sampler_name", "scheduler", "batch_size",
-    "n_iter", "steps", "cfg_scale", "distilled_cfg_scale", "width", "height",
-    "restore_faces", "tiling", "do_not_save_samples", "do_not_save_grid", "eta",
-    "denoising_strength", "s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise",
-    "override_settings", "override_settings_restore_afterwards", "refiner_checkpoint",
-    "refiner_switch_at", "disable_extra_networks", "firstpass_image", "comments",
-    "sampler_index", "script_name", "script_args", "send_images", "save_images",
-    "alwayson_scripts", "infotext", "force_task_id",
-}
-TXT2IMG_KEYS = _COMMON | {
-    "enable_hr", "firstphase_width", "firstphase_height", "hr_scale", "hr_upscaler",
-    "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "hr_checkpoint_name",
-    "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt", "hr_cfg",
-    "hr_distilled_cfg",
-}
-IMG2IMG_KEYS = _COMMON | {
-    "init_images", "resize_mode", "image_cfg_scale", "mask", "mask_blur_x", "mask_blur_y",
-    "mask_blur", "mask_round", "inpainting_fill", "inpaint_full_res",
-    "inpaint_full_res_padding", "inpainting_mask_invert", "initial_noise_multiplier",
-    "latent_mask", "include_init_images",
-}
-_EXTRAS = {
-    "resize_mode", "show_extras_results", "gfpgan_visibility", "codeformer_visibility",
-    "codeformer_weight", "upscaling_resize", "upscaling_resize_w", "upscaling_resize_h",
-    "upscaling_crop", "upscaler_1", "upscaler_2", "extras_upscaler_2_visibility",
-    "upscale_first",
-}
-SINGLE_KEYS = _EXTRAS | {"image"}
-BATCH_KEYS = _EXTRAS | {"imageList"}
+# The A1111 request fields (FastAPI rejects any other key with 422): one list, shared with
+# the local mode's preview runtime.
 SAMPLERS = {"Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "LMS"}
 UPSCALERS = {"None", "Lanczos", "Nearest", "R-ESRGAN 4x+"}
 INT_FIELDS = ("steps", "width", "height", "batch_size", "n_iter", "seed")
