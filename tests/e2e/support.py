@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from tests.agent.harness import wait_for as _wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "lambda" / "fixtures"  # the reference Guidance's request bodies
@@ -20,14 +21,7 @@ FIXTURES = REPO / "tests" / "lambda" / "fixtures"  # the reference Guidance's re
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
              interval: float = 0.2) -> Any:
     """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return _wait_for(predicate, timeout, what, interval)
 
 
 def png(width: int, height: int, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
