@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from constructs_lib._cdktf import Construct
 from constructs_lib._providers import aws
@@ -85,19 +84,6 @@ def policy_document(scope: Construct, id_: str, statements: Sequence[Statement])
 
 def service_principal(*services: str) -> Principal:
     return Principal(type="Service", identifiers=tuple(services))
-
-
-class Grantee(Protocol):
-    """Anything a grant method can attach a policy to: a construct with an IAM role."""
-
-    @property
-    def node(self): ...
-
-    @property
-    def role_name(self) -> str: ...
-
-    @property
-    def role_arn(self) -> str: ...
 
 
 def attach(grantee: Construct, id_: str, statements: Sequence[Statement], *,
@@ -208,7 +194,6 @@ __all__ = [
     "POD_IDENTITY_ACTIONS",
     "POD_IDENTITY_PRINCIPAL",
     "Condition",
-    "Grantee",
     "Principal",
     "Role",
     "Statement",

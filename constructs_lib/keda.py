@@ -48,9 +48,9 @@ from constructs_lib._cdktf import (
     TerraformStack,
 )
 from constructs_lib._providers import helm
-from constructs_lib.config import LONG_POLL_SECONDS, Config
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import Statement
+from task_contract import LONG_POLL_SECONDS
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import GpuEksCluster
@@ -478,30 +478,6 @@ def _resources_under(scope: Construct) -> list[TerraformResource]:
     return [c for c in scope.node.find_all() if isinstance(c, TerraformResource)]
 
 
-def props_from_config(config: Config) -> KedaSqsScalerProps:
-    """``KedaSqsScalerProps`` from the ``keda:`` section of the configuration file."""
-    return KedaSqsScalerProps(
-        name=config.name,
-        chart_version=config.keda.chart_version,
-        polling_interval_seconds=config.keda.polling_interval_seconds,
-        fallback_failure_threshold=config.keda.fallback_failure_threshold,
-    )
-
-
-def scaling_from_config(config: Config, runtime: str) -> RuntimeScaling:
-    """``RuntimeScaling`` of one entry of ``runtimes:``."""
-    spec = config.runtime(runtime)
-    return RuntimeScaling(
-        max_replicas=spec.max_replicas,
-        seconds_per_image=spec.seconds_per_image,
-        target_wait_seconds=spec.target_wait_seconds,
-        messages_per_replica=spec.messages_per_replica,
-        cooldown_period_seconds=spec.cooldown_period_seconds,
-        scale_down_stabilization_seconds=spec.scale_down_stabilization_seconds,
-        fallback_replicas=spec.fallback_replicas,
-    )
-
-
 __all__ = [
     "KEDA_CHART_REPOSITORY",
     "KEDA_OPERATOR_SERVICE_ACCOUNT",
@@ -512,7 +488,7 @@ __all__ = [
     "ScaledRuntime",
     "ScalingConsistencyError",
     "local_chart",
-    "props_from_config",
-    "scaling_from_config",
+
+
     "scaling_problems",
 ]

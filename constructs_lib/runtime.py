@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from constructs_lib._cdktf import Construct, TerraformResource
 from constructs_lib._providers import aws, helm
-from constructs_lib.config import LONG_POLL_SECONDS, Config
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
     Condition,
@@ -62,9 +61,9 @@ from constructs_lib.keda import (
     ScaleTarget,
     ScalingConsistencyError,
     local_chart,
-    scaling_from_config,
 )
-from constructs_lib.upload_model import CHECKPOINT_DIRS
+from constructs_lib.models import CHECKPOINT_DIRS
+from task_contract import LONG_POLL_SECONDS
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import GpuEksCluster
@@ -727,44 +726,6 @@ def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
     return problems
 
 
-# --- configuration -----------------------------------------------------------------------
-
-
-def props_from_config(config: Config, runtime: str) -> SdRuntimeProps:
-    """``SdRuntimeProps`` of one entry of ``runtimes:``."""
-    spec = config.runtime(runtime)
-    return SdRuntimeProps(
-        runtime=spec.name,
-        name=config.name,
-        models=tuple(spec.models),
-        dynamic_model=spec.dynamic_model,
-        model_prefix=spec.model_prefix,
-        image=ContainerImage.parse(spec.image) if spec.image else None,
-        agent_image=ContainerImage.parse(spec.agent_image) if spec.agent_image else None,
-        agent_image_tag=spec.agent_image_tag,
-        task_timeout_seconds=spec.task_timeout_seconds,
-        heartbeat_seconds=spec.heartbeat_seconds,
-        termination_grace_period_seconds=spec.termination_grace_period_seconds,
-        scaling=scaling_from_config(config, runtime),
-        values=spec.chart_values,
-    )
-
-
-def model_bucket_props_from_config(config: Config) -> ModelBucketProps:
-    """``ModelBucketProps`` from the ``model_bucket:`` section."""
-    section = config.model_bucket
-    return ModelBucketProps(
-        name=config.name,
-        existing_bucket_name=section.existing_bucket,
-        existing_kms_key_arn=section.existing_bucket_kms_key_arn,
-        force_destroy=section.force_destroy,
-    )
-
-
-def agent_repository_props_from_config(config: Config) -> AgentImageRepositoryProps:
-    return AgentImageRepositoryProps(name=config.name)
-
-
 __all__ = [
     "AgentImageRepository",
     "AgentImageRepositoryProps",
@@ -774,8 +735,8 @@ __all__ = [
     "RuntimeConsistencyError",
     "SdRuntime",
     "SdRuntimeProps",
-    "agent_repository_props_from_config",
-    "model_bucket_props_from_config",
-    "props_from_config",
+
+
+
     "runtime_problems",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from constructs_lib.local.emulator import FAKE_CREDENTIALS, Emulator
+from sdaas.local.emulator import FAKE_CREDENTIALS, Emulator
 
 # Never let a test reach a real AWS account, whatever the developer's shell holds.
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -61,7 +61,7 @@ class Synthesized:
 
 @pytest.fixture(scope="session")
 def example_config():
-    from constructs_lib.config import EXAMPLE_CONFIG, load_config
+    from sdaas.config import EXAMPLE_CONFIG, load_config
 
     return load_config(EXAMPLE_CONFIG)
 
@@ -69,7 +69,7 @@ def example_config():
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory, example_config) -> Synthesized:
     """``main.py``'s output for ``config.example.yaml`` (the import is paid once here)."""
-    from constructs_lib.app import synth
+    from sdaas.app import synth
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     return Synthesized(synth(example_config, outdir))

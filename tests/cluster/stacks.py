@@ -2,7 +2,7 @@
 the service (providers configured at the stack, never in the constructs).
 
 ``build_stack`` is the one place the tests assemble the two constructs; the provider
-wiring mirrors what ``constructs_lib/app.py`` does for the Helm and Kubernetes providers.
+wiring mirrors what ``sdaas/app.py`` does for the Helm and Kubernetes providers.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm
-from constructs_lib.app import AWS_PROVIDER_CONSTRAINT
+from sdaas.app import AWS_PROVIDER_CONSTRAINT
 from constructs_lib.cluster import GpuEksCluster, GpuEksClusterProps
 from constructs_lib.cluster import props_from_config as cluster_props_from_config
-from constructs_lib.config import Config
+from sdaas.config import Config
 from constructs_lib.karpenter import KarpenterGpuPool, KarpenterGpuPoolProps
 from constructs_lib.karpenter import props_from_config as pool_props_from_config
 
@@ -41,7 +41,7 @@ def configure_providers(stack: TerraformStack, cluster: GpuEksCluster, region: s
                 **{service: emulator_endpoint for service in EMULATED_SERVICES})],
         )
     prov.AwsProvider(stack, "aws", **kwargs)
-    # As constructs_lib.app does: any compatible provider release, not the bindings' exact one.
+    # As sdaas.app does: any compatible provider release, not the bindings' exact one.
     stack.add_override("terraform.required_providers.aws",
                        {"source": "hashicorp/aws", "version": AWS_PROVIDER_CONSTRAINT})
     conn = cluster.kubernetes_connection

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from constructs_lib.cluster import GpuEksClusterProps
-from constructs_lib.config import parse_config
+from sdaas.config import parse_config
 from constructs_lib.helm_values import dump_values
 from constructs_lib.karpenter import (
     DEFAULT_CHART_VERSION,

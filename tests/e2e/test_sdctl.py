@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from constructs_lib.cli import sdctl
+from sdaas.cli import sdctl
 
 KEY = "secret-key"
 T2I = {"task": {"metadata": {"id": "t1", "runtime": "sdruntime", "tasktype": "text-to-image"},

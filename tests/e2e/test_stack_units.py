@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib.config import EXAMPLE_CONFIG, load_config
-from constructs_lib.local.stack import (
+from sdaas.config import EXAMPLE_CONFIG, load_config
+from sdaas.local.stack import (
     INSTANCE_ENV,
     AlreadyRunning,
     LocalSettings,
@@ -165,7 +165,7 @@ def test_children_die_with_the_orchestrator(tmp_path: Path) -> None:
     script.write_text(
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from constructs_lib.local.stack import Child\n"
+        "from sdaas.local.stack import Child\n"
         f"c = Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'],\n"
         f"          {{}}, Path({str(tmp_path / 'c.log')!r}), Path('.')).start()\n"
         "print(c.pid, flush=True)\n"

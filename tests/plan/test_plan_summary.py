@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from constructs_lib import plan_summary
-from constructs_lib.plan_summary import DEFAULT_WARN_TYPES, format_path, main
+from sdaas.plan_summary import DEFAULT_WARN_TYPES, format_path, main
 from tests.plan.conftest import recorded
 
 # ----------------------------------------------------------------------------- helpers
@@ -551,14 +551,14 @@ def test_console_script_runs_without_traceback(tmp_path):
     (entry,) = [
         e for e in metadata.entry_points(group="console_scripts") if e.name == "sd-plan-summary"
     ]
-    assert entry.value == "constructs_lib.plan_summary:main"
+    assert entry.value == "sdaas.plan_summary:main"
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     result = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys; from constructs_lib.plan_summary import main; sys.exit(main())",
+            "import sys; from sdaas.plan_summary import main; sys.exit(main())",
             str(bad),
         ],
         capture_output=True,

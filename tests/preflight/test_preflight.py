@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from constructs_lib import preflight
-from constructs_lib.preflight import (
+from sdaas.preflight import (
     BUILTIN_GPU_INSTANCE_TYPES,
     QUOTA_ON_DEMAND,
     QUOTA_SPOT,

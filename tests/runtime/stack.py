@@ -1,6 +1,6 @@
 """Builds the stack the runtime tests synthesize: ServerlessIngress, the model bucket,
 GpuEksCluster, KarpenterGpuPool, KedaSqsScaler, the agent repository and one SdRuntime per
-configured runtime, wired the way constructs_lib.app wires them (providers minimal: the
+configured runtime, wired the way sdaas.app wires them (providers minimal: the
 tests synthesize, they never connect).
 """
 
@@ -18,8 +18,8 @@ from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm
-from constructs_lib.app import AWS_PROVIDER_CONSTRAINT, ingress_props
-from constructs_lib.config import Config
+from sdaas.app import AWS_PROVIDER_CONSTRAINT, ingress_props
+from sdaas.config import Config
 from constructs_lib.ingress import ServerlessIngress
 
 RuntimePropsEdit = Callable[[runtime_lib.SdRuntimeProps], runtime_lib.SdRuntimeProps]

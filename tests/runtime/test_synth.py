@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from constructs_lib.config import EXAMPLE_CONFIG, load_config, parse_config
+from sdaas.config import EXAMPLE_CONFIG, load_config, parse_config
 from tests.runtime import stack as stack_lib
 from tests.runtime.placeholders import resolve
 

@@ -1,4 +1,4 @@
-"""``make upload-model`` (constructs_lib/upload_model.py) against the local S3 emulator:
+"""``make upload-model`` (sdaas/upload_model.py) against the local S3 emulator:
 multipart uploads with SHA-256 checksums, verified, to where each runtime type reads."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from constructs_lib import upload_model
-from constructs_lib.config import EXAMPLE_CONFIG, load_config
-from constructs_lib.upload_model import (
+from sdaas.config import EXAMPLE_CONFIG, load_config
+from sdaas.upload_model import (
     MIB,
     Destination,
     Progress,

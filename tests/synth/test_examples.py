@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from constructs_lib.config import REPO_ROOT
+from sdaas.config import REPO_ROOT
 from tests.support.terraform import Terraform
 
 EXAMPLE = REPO_ROOT / "examples" / "ingress_in_your_stack" / "main.py"

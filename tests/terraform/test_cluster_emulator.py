@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib.local.emulator import Emulator, load_aws_managed_policies
+from sdaas.local.emulator import Emulator, load_aws_managed_policies
 from tests.cluster.stacks import synth_stack
 from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
 

@@ -1,7 +1,7 @@
 """ServerlessIngress applied with Terraform to moto's server, exercised, re-planned, destroyed.
 
 The stack is the real construct; only the AWS provider's endpoints point at the emulator.
-Known moto bugs that would show as drift are fixed in ``constructs_lib.local.emulator``
+Known moto bugs that would show as drift are fixed in ``sdaas.local.emulator``
 (each fix documented there); the no-drift check itself is never relaxed.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib.local.emulator import Emulator
+from sdaas.local.emulator import Emulator
 from tests.support.terraform import Terraform, plugin_dir
 
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.slow]
@@ -26,7 +26,7 @@ REGION = "us-west-2"
 def deployed(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
     from constructs_lib._cdktf import App
-    from constructs_lib.app import Emulation, build_ingress_stack
+    from sdaas.app import Emulation, build_ingress_stack
 
     emu = Emulator().start()
     outdir = tmp_path_factory.mktemp("ingress-emulated")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from constructs_lib.config import parse_config
-from constructs_lib.costs import HOURS_PER_MONTH, PRICES_PER_HOUR, baseline, per_image
+from sdaas.config import parse_config
+from sdaas.costs import HOURS_PER_MONTH, PRICES_PER_HOUR, baseline, per_image
 
 RUNTIMES = [{"name": "sdruntime", "type": "sdwebui", "seconds_per_image": 6}]
 

@@ -2,13 +2,13 @@
 
 :class:`LocalStack` starts, in order, each as a child process on ``127.0.0.1``:
 
-1. the AWS emulator (moto's server with the fixes in :mod:`constructs_lib.local.emulator`);
+1. the AWS emulator (moto's server with the fixes in :mod:`sdaas.local.emulator`);
 2. the real ``ServerlessIngress`` for the configured runtimes, synthesized with the AWS
    provider's endpoints pointed at the emulator and applied with Terraform (providers from
    ``TF_PLUGIN_DIR`` when set: ``terraform init -plugin-dir``);
-3. the API adapter (:mod:`constructs_lib.local.api_adapter`): the deployed routes, API key
+3. the API adapter (:mod:`sdaas.local.api_adapter`): the deployed routes, API key
    check and Lambda handlers behind ``http://127.0.0.1:<port>/<stage>``;
-4. per runtime, a PREVIEW runtime (:mod:`constructs_lib.local.preview`: placeholder images,
+4. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
    not a model) and the real queue agent (``python -m agent``) beside it.
 
 It writes ``<workdir>/connection.json`` (``endpoint``, ``api_key``, ...) for tools and tests,
@@ -16,7 +16,7 @@ and ``<workdir>/state.json`` (the processes) for ``down``. ``<workdir>/local.loc
 (``flock``) for the stack's whole life: a second stack in the same directory is refused
 with the running one's endpoint, and a stack that died leaves no stale lock.
 
-Stopping (``stop()``, Ctrl-C, SIGTERM from ``python -m constructs_lib.local down``) ends the
+Stopping (``stop()``, Ctrl-C, SIGTERM from ``python -m sdaas.local down``) ends the
 agents first (SIGTERM: they release what they hold), then the runtimes, the adapter and the
 emulator, each process group with SIGKILL after a grace period. Children also get SIGTERM
 if the orchestrating thread dies (Linux ``PR_SET_PDEATHSIG``), and ``down`` kills any
@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
-from constructs_lib.config import Config, LocalState, RuntimeConfig, config_path, load_config
-from constructs_lib.local.emulator import FAKE_CREDENTIALS, LOOPBACK
+from sdaas.config import Config, LocalState, RuntimeConfig, config_path, load_config
+from sdaas.local.emulator import FAKE_CREDENTIALS, LOOPBACK
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds constructs_lib/, agent/, lambda_src/
 DEFAULT_WORKDIR = Path(".local")
@@ -463,7 +463,7 @@ def synthesize(config: Config, endpoint: str, outdir: Path) -> Path:
     says: the emulated resources must never reach a shared state.
     """
     from constructs_lib._cdktf import App  # noqa: PLC0415 - heavy: jsii and Node.js
-    from constructs_lib.app import Emulation, build_ingress_stack  # noqa: PLC0415
+    from sdaas.app import Emulation, build_ingress_stack  # noqa: PLC0415
 
     local = config.model_copy(update={"state": LocalState()})
     app = App(outdir=str(outdir))
@@ -561,7 +561,7 @@ class LocalStack:
         self._write_state(phase="starting")
 
         self.progress.step("AWS emulator (moto) on 127.0.0.1")
-        emulator = self._spawn("emulator", ["-m", "constructs_lib.local", "emulator"],
+        emulator = self._spawn("emulator", ["-m", "sdaas.local", "emulator"],
                                ready=True)
         self.emulator_endpoint = emulator.wait_ready()["endpoint"]
         self._write_state(phase="starting")
@@ -592,7 +592,7 @@ class LocalStack:
         adapter = self._start_adapter()
         previews = {runtime.name: self._spawn(
             f"preview-{runtime.name}",
-            ["-m", "constructs_lib.local.preview", "--type", runtime.type,
+            ["-m", "sdaas.local.preview", "--type", runtime.type,
              "--seconds-per-image", str(self.settings.seconds_per_image),
              *[arg for model in runtime.models for arg in ("--model", model)]],
             ready=True) for runtime in config.runtimes}
@@ -623,7 +623,7 @@ class LocalStack:
         log = self.logs / "synth.log"
         with log.open("ab") as handle:
             proc = subprocess.run(
-                [sys.executable, "-m", "constructs_lib.local", "synth",
+                [sys.executable, "-m", "sdaas.local", "synth",
                  "--config", str(self.config_file), "--endpoint", str(self.emulator_endpoint),
                  "--outdir", str(outdir)],
                 cwd=self.workdir, env=self._base_env(), stdout=subprocess.PIPE,
@@ -645,7 +645,7 @@ class LocalStack:
         host = urlsplit(self.outputs["api_endpoint"]).hostname or ""
         api_id = host.split(".", 1)[0]
         return self._spawn("api", [
-            "-m", "constructs_lib.local.api_adapter", "--emulator", str(self.emulator_endpoint),
+            "-m", "sdaas.local.api_adapter", "--emulator", str(self.emulator_endpoint),
             "--region", self.config.region, "--api-id", api_id,
             "--stage", self.config.api.stage_name, "--port", str(self.settings.api_port),
         ], ready=True)

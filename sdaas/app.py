@@ -17,8 +17,9 @@ from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from constructs_lib._providers import aws, helm
 from constructs_lib.cluster import GpuEksCluster
-from constructs_lib.config import Config, LocalState
-from constructs_lib.ingress import RuntimeSpec, ServerlessIngress, ServerlessIngressProps
+from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
+from sdaas import props as props_lib
+from sdaas.config import Config, LocalState
 
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
@@ -39,32 +40,6 @@ class Emulation:
     endpoint: str
 
 
-def ingress_props(config: Config) -> ServerlessIngressProps:
-    return ServerlessIngressProps(
-        name=config.name,
-        runtimes=tuple(
-            RuntimeSpec(name=r.name, type=r.type, models=tuple(r.models),
-                        dynamic_model=r.dynamic_model)
-            for r in config.runtimes
-        ),
-        stage_name=config.api.stage_name,
-        rate_limit_per_second=config.api.rate_limit_per_second,
-        burst_limit=config.api.burst_limit,
-        quota_per_day=config.api.quota_per_day,
-        visibility_timeout_seconds=config.queue.visibility_timeout_seconds,
-        max_receive_count=config.queue.max_receive_count,
-        message_retention_seconds=config.queue.message_retention_seconds,
-        dlq_message_retention_seconds=config.queue.dlq_message_retention_seconds,
-        oldest_message_alarm_seconds=config.queue.oldest_message_alarm_seconds,
-        output_expire_after_days=config.outputs.expire_after_days,
-        task_ttl_days=config.outputs.task_ttl_days,
-        force_destroy_outputs=config.outputs.force_destroy,
-        lambda_reserved_concurrency=config.lambdas.reserved_concurrency,
-        lambda_memory_mb=config.lambdas.memory_mb,
-        log_retention_days=config.lambdas.log_retention_days,
-        api_log_retention_days=config.api.log_retention_days,
-        alarm_topic_arn=config.alarms.topic_arn,
-    )
 
 
 def _backend(stack: TerraformStack, config: Config) -> None:
@@ -142,7 +117,7 @@ def build_ingress_stack(app: App, config: Config, *, stack_name: str | None = No
     stack = TerraformStack(app, stack_name or f"{config.name}-ingress")
     _backend(stack, config)
     _aws_provider(stack, config, emulation)
-    props = ingress_props(config)
+    props = props_lib.ingress_props(config)
     if emulation is not None:
         # The emulator has no API Gateway account settings to manage.
         props = ServerlessIngressProps(**{**props.__dict__, "manage_api_gateway_account": False})
@@ -178,25 +153,25 @@ def build_app(config: Config, outdir: Path | str = "cdktf.out") -> tuple[App, Te
     stack = TerraformStack(app, config.name)
     _backend(stack, config)
     _aws_provider(stack, config, None)
-    ingress = ServerlessIngress(stack, "Ingress", props=ingress_props(config))
+    ingress = ServerlessIngress(stack, "Ingress", props=props_lib.ingress_props(config))
     _ingress_outputs(stack, ingress, config)
 
     models = runtime_lib.ModelBucket(
-        stack, "ModelBucket", props=runtime_lib.model_bucket_props_from_config(config))
-    cluster = cluster_lib.GpuEksCluster(stack, "Cluster", props=cluster_lib.props_from_config(
+        stack, "ModelBucket", props=props_lib.model_bucket_props(config))
+    cluster = cluster_lib.GpuEksCluster(stack, "Cluster", props=props_lib.cluster_props(
         config, model_bucket_arn=models.bucket_arn, model_bucket_kms_key_arn=models.kms_key_arn))
     _helm_provider(stack, cluster)
     karpenter = karpenter_lib.KarpenterGpuPool(
-        stack, "Karpenter", cluster=cluster, props=karpenter_lib.props_from_config(config))
+        stack, "Karpenter", cluster=cluster, props=props_lib.karpenter_props(config))
     scaler = keda_lib.KedaSqsScaler(stack, "Keda", cluster=cluster,
-                                    props=keda_lib.props_from_config(config))
+                                    props=props_lib.keda_props(config))
     repository = runtime_lib.AgentImageRepository(
-        stack, "AgentRepository", props=runtime_lib.agent_repository_props_from_config(config))
+        stack, "AgentRepository", props=props_lib.agent_repository_props(config))
     runtimes = {
         r.name: runtime_lib.SdRuntime(
             stack, f"Runtime-{r.name}", cluster=cluster, ingress=ingress, pool=karpenter,
             scaler=scaler, model_bucket=models, agent_repository=repository,
-            props=runtime_lib.props_from_config(config, r.name))
+            props=props_lib.runtime_props(config, r.name))
         for r in config.runtimes
     }
     TerraformOutput(stack, "cluster_name", value=cluster.cluster_name,

@@ -1,6 +1,6 @@
 """``make upload-model``: put a checkpoint where each runtime reads it.
 
-    python -m constructs_lib.upload_model FILE [--runtime NAME ...] [--bucket BUCKET]
+    python -m sdaas.upload_model FILE [--runtime NAME ...] [--bucket BUCKET]
 
 A runtime mounts ``s3://<model bucket>/<model prefix>/`` at its models directory, so a
 checkpoint goes to
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-CHECKPOINT_DIRS = {"sdwebui": "Stable-diffusion", "comfyui": "checkpoints"}
+from constructs_lib.models import CHECKPOINT_DIRS
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's smallest part (but the last)
@@ -361,7 +361,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``make upload-model``; returns the exit status (0, 1 failed, 2 usage)."""
-    from constructs_lib.config import ConfigError, load_config  # noqa: PLC0415
+    from sdaas.config import ConfigError, load_config  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
     try:

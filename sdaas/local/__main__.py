@@ -1,4 +1,4 @@
-"""``python -m constructs_lib.local up|down|status`` (``make local`` / ``make local-down``).
+"""``python -m sdaas.local up|down|status`` (``make local`` / ``make local-down``).
 
 ``up`` runs in the foreground until Ctrl-C (or ``down`` from another terminal, or SIGTERM),
 then stops everything it started. Exit status: 0 stopped on request, 1 failed to start or a
@@ -73,8 +73,8 @@ def _summary(stack) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from constructs_lib.config import ConfigError  # noqa: PLC0415
-    from constructs_lib.local.stack import (  # noqa: PLC0415
+    from sdaas.config import ConfigError  # noqa: PLC0415
+    from sdaas.local.stack import (  # noqa: PLC0415
         AlreadyRunning,
         LocalSettings,
         LocalStack,
@@ -121,13 +121,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from constructs_lib.local.stack import stop_running  # noqa: PLC0415
+    from sdaas.local.stack import stop_running  # noqa: PLC0415
 
     return stop_running(Path(args.workdir), timeout=args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from constructs_lib.local.stack import is_ours, lock_is_held, read_json  # noqa: PLC0415
+    from sdaas.local.stack import is_ours, lock_is_held, read_json  # noqa: PLC0415
 
     workdir = Path(args.workdir).resolve()
     state = read_json(workdir / "state.json")
@@ -144,11 +144,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from constructs_lib.local._serve import (  # noqa: PLC0415
+    from sdaas.local._serve import (  # noqa: PLC0415
         serve_until_signalled,
         write_ready_file,
     )
-    from constructs_lib.local.emulator import Emulator  # noqa: PLC0415
+    from sdaas.local.emulator import Emulator  # noqa: PLC0415
 
     emulator = Emulator(port=args.port, log_requests=args.log_requests).start()
     print(f"AWS emulator (moto) on {emulator.endpoint}", flush=True)
@@ -159,8 +159,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from constructs_lib.config import load_config  # noqa: PLC0415
-    from constructs_lib.local.stack import synthesize  # noqa: PLC0415
+    from sdaas.config import load_config  # noqa: PLC0415
+    from sdaas.local.stack import synthesize  # noqa: PLC0415
 
     stack_dir = synthesize(load_config(args.config), args.endpoint, Path(args.outdir).resolve())
     print(stack_dir)
@@ -168,7 +168,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m constructs_lib.local",
+    parser = argparse.ArgumentParser(prog="python -m sdaas.local",
                                      description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     workdir = {"default": os.environ.get("SD_LOCAL_DIR", ".local"),

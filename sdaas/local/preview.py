@@ -41,7 +41,7 @@ Endpoints (shapes as in the runtimes' own APIs):
 
 Run one by hand::
 
-    python -m constructs_lib.local.preview --type sdwebui --port 8080 --seconds-per-image 1
+    python -m sdaas.local.preview --type sdwebui --port 8080 --seconds-per-image 1
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from constructs_lib.local._serve import (
+from sdaas.local._serve import (
     JsonHandler,
     LoopbackServer,
     serve_until_signalled,
@@ -1030,7 +1030,7 @@ class PreviewServer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m constructs_lib.local.preview",
+        prog="python -m sdaas.local.preview",
         description=f"{LABEL}: placeholder images behind the SD WebUI or ComfyUI API subset.")
     parser.add_argument("--type", dest="runtime_type", choices=RUNTIME_TYPES, required=True)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")

@@ -30,15 +30,12 @@ from pydantic import (
     model_validator,
 )
 
+from task_contract import LONG_POLL_SECONDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO_ROOT / "config.example.yaml"
 CONFIG_ENV = "SD_CONFIG"
 
-RUNTIME_TYPES = ("sdwebui", "comfyui")
-TASKTYPES: dict[str, tuple[str, ...]] = {
-    "sdwebui": ("text-to-image", "image-to-image", "extra-single-image", "extra-batch-images"),
-    "comfyui": ("pipeline",),
-}
 
 # Longest physical name we derive from `name` is "<name>-<runtime>-dlq" for SQS (80 chars),
 # "<name>-<runtime>-..." for IAM roles (64 chars). Limits below keep every derived name legal.
@@ -60,16 +57,6 @@ class ConfigError(ValueError):
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-
-def _duration_seconds(value: str) -> int:
-    match = DURATION_RE.match(value)
-    if not value or not match:
-        raise ValueError(f'must be a duration like "30s", "10m" or "1h30m" (got "{value}")')
-    total = 0
-    for part, factor in zip(match.groups(), (3600, 60, 1), strict=True):
-        if part:
-            total += int(part[:-1]) * factor
-    return total
 
 
 Duration = Annotated[str, Field(pattern=DURATION_RE.pattern, min_length=2)]
@@ -407,7 +394,6 @@ BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 MODEL_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-LONG_POLL_SECONDS = 20  # the runtime queues' receive wait (and the agent's long poll)
 
 
 class ModelBucketConfig(_Model):
@@ -679,13 +665,9 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def duration_seconds(value: str) -> int:
-    """Seconds in a Karpenter-style duration (``"1h30m"``)."""
-    return _duration_seconds(value)
-
 
 def main() -> int:
-    """``python -m constructs_lib.config [--schema | --stack-name]``.
+    """``python -m sdaas.config [--schema | --stack-name]``.
 
     Without flags: check the configuration file. ``--schema``: print the JSON Schema.
     ``--stack-name``: print the name of the stack ``main.py`` writes.

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from constructs_lib.local._serve import (
+from sdaas.local._serve import (
     JsonHandler,
     LoopbackServer,
     serve_until_signalled,
@@ -487,7 +487,7 @@ def connect(emulator: str, region: str, api_id: str, stage: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m constructs_lib.local.api_adapter",
+        prog="python -m sdaas.local.api_adapter",
         description="Serve a REST API deployed to the local emulator through its Lambda "
                     "handlers, in this process.")
     parser.add_argument("--emulator", required=True, help="the emulator's endpoint URL")

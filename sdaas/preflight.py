@@ -1,6 +1,6 @@
 """Pre-flight checks: what would make a deployment fail, found before ``terraform apply``.
 
-``make preflight`` (or ``python -m constructs_lib.preflight``) runs read-only AWS calls and
+``make preflight`` (or ``python -m sdaas.preflight``) runs read-only AWS calls and
 prints one line per check -- ``OK``, ``WARN`` or ``FAIL`` with the reason and the fix:
 
 =========================  ==============================================================
@@ -40,7 +40,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from constructs_lib.config import Config, ConfigError, load_config
+from sdaas.config import Config, ConfigError, load_config
 
 PROG = "preflight"
 

@@ -138,7 +138,7 @@ def _terraform_outputs(stack_dir: Path) -> tuple[dict[str, Any] | None, str]:
 
 def _default_stack_dir(cwd: Path) -> Path | None:
     try:
-        from constructs_lib.config import ConfigError, load_config  # noqa: PLC0415
+        from sdaas.config import ConfigError, load_config  # noqa: PLC0415
 
         name = load_config().name
     except (ImportError, ConfigError, OSError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from constructs_lib.config import Config
+from sdaas.config import Config
 
 HOURS_PER_MONTH = 730
 PRICES_PER_HOUR = {
@@ -85,7 +85,7 @@ def markdown(config: Config) -> str:
     return "\n".join([
         "## Cost notes (example configuration)",
         "",
-        "Approximate on-demand list prices, us-west-2 (`constructs_lib/costs.py`). GPU",
+        "Approximate on-demand list prices, us-west-2 (`sdaas/costs.py`). GPU",
         "pools scale to zero, so the baseline is what runs with no task queued. Spot",
         "capacity, tried first, usually costs well below the on-demand figures.",
         "",

@@ -1,0 +1,66 @@
+"""``GpuEksCluster``: the network and the EKS cluster the GPU runtimes run in.
+
+Creates
+    * a VPC (or uses an existing one, see :class:`ExistingVpcProps`): private and public
+      subnets in ``az_count`` zones, an internet gateway, NAT gateways (one per zone or a
+      single one), an S3 gateway endpoint, interface endpoints (ECR api/dkr, STS, SQS, SNS,
+      CloudWatch Logs by default) so image pulls and AWS calls need not cross the NAT, VPC
+      flow logs, and a default security group that admits nothing; the private subnets
+      carry ``karpenter.sh/discovery: <cluster name>`` (existing subnets get the tag too);
+    * a customer-managed KMS key (rotation on) for Kubernetes secrets envelope encryption
+      and the cluster's log groups;
+    * the EKS cluster: pinned Kubernetes version, authentication mode ``API`` with access
+      entries (the identity running Terraform, when ``cluster_creator_admin``, and every
+      ``admin_role_arns`` entry, each with ``AmazonEKSClusterAdminPolicy``), all five
+      control-plane log types into a log group with retention, private endpoint always on,
+      the public endpoint only with a CIDR allowlist;
+    * a cluster security group and a node security group (tagged for Karpenter discovery)
+      with the rules nodes and control plane need;
+    * the system managed node group: on-demand, ``system_node_desired_size`` nodes, labelled
+      ``sd.node-role=system`` (where Karpenter, KEDA and CoreDNS run), IMDSv2 with hop limit
+      1 and an encrypted root volume;
+    * managed add-ons with pinned versions: vpc-cni (its own Pod Identity role),
+      kube-proxy, eks-pod-identity-agent, coredns (on the system nodes),
+      aws-mountpoint-s3-csi-driver (its Pod Identity role may only read the model bucket)
+      and, when pinned, amazon-cloudwatch-observability.
+
+It configures no provider. ``kubernetes_connection`` carries what ``main.py`` needs for the
+Helm and Kubernetes providers (endpoint, CA, an ``aws eks get-token`` exec command).
+
+Example::
+
+    cluster = GpuEksCluster(stack, "Cluster", props=GpuEksClusterProps(
+        name="sdaas",
+        endpoint_public_access_cidrs=("203.0.113.0/24",),
+        admin_role_arns=("arn:aws:iam::123456789012:role/platform-admin",),
+        model_bucket_arn=models.arn,
+    ))
+    Release(stack, "Keda", ..., depends_on=cluster.ready)
+"""
+
+from __future__ import annotations
+
+from constructs_lib.cluster.addons import DEFAULT_ADDON_VERSIONS
+from constructs_lib.cluster.construct import GpuEksCluster, KubernetesConnection
+from constructs_lib.cluster.props import (
+    CLUSTER_LOG_TYPES,
+    DEFAULT_INTERFACE_ENDPOINTS,
+    DISCOVERY_TAG,
+    SYSTEM_NODE_SELECTOR,
+    ExistingVpcProps,
+    GpuEksClusterProps,
+    NewVpcProps,
+)
+
+__all__ = [
+    "CLUSTER_LOG_TYPES",
+    "DEFAULT_ADDON_VERSIONS",
+    "DEFAULT_INTERFACE_ENDPOINTS",
+    "DISCOVERY_TAG",
+    "SYSTEM_NODE_SELECTOR",
+    "ExistingVpcProps",
+    "GpuEksCluster",
+    "GpuEksClusterProps",
+    "KubernetesConnection",
+    "NewVpcProps",
+]
