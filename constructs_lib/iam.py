@@ -86,6 +86,18 @@ def service_principal(*services: str) -> Principal:
     return Principal(type="Service", identifiers=tuple(services))
 
 
+def deny_insecure_transport(resource_arns: Sequence[str], service: str) -> Statement:
+    """A resource policy statement refusing every ``<service>:*`` call made without TLS."""
+    return Statement(
+        sid="DenyInsecureTransport",
+        effect="Deny",
+        actions=(f"{service}:*",),
+        resources=tuple(resource_arns),
+        principals=(Principal(type="*", identifiers=("*",)),),
+        conditions=(Condition(test="Bool", variable="aws:SecureTransport", values=("false",)),),
+    )
+
+
 def attach(grantee: Construct, id_: str, statements: Sequence[Statement], *,
            role_name: str) -> None:
     """One inline policy on ``role_name`` made of ``statements`` (created under grantee)."""
@@ -198,6 +210,7 @@ __all__ = [
     "Role",
     "Statement",
     "attach",
+    "deny_insecure_transport",
     "key_policy_statements",
     "policy_document",
     "render_statements",

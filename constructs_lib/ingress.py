@@ -44,12 +44,13 @@ from constructs_lib._cdktf import (
     Token,
 )
 from constructs_lib._providers import aws
+from constructs_lib.buckets import BucketLifecycle, secure_bucket
 from constructs_lib.iam import (
     Condition,
-    Principal,
     Role,
     Statement,
     attach,
+    deny_insecure_transport,
     key_policy_statements,
     render_statements,
     service_principal,
@@ -153,7 +154,7 @@ class _RuntimeQueue(Construct):
             ),
         )
         for key, queue in (("QueuePolicy", self.queue), ("DeadLetterQueuePolicy", self.dlq)):
-            statements = [_deny_insecure_transport((queue.arn,), "sqs")]
+            statements = [deny_insecure_transport((queue.arn,), "sqs")]
             if queue is self.queue:
                 statements.insert(0, Statement(
                     sid="AllowInputTopic",
@@ -177,16 +178,6 @@ class _RuntimeQueue(Construct):
             raw_message_delivery=False,
         )
 
-
-def _deny_insecure_transport(resource_arns: tuple[str, ...], service: str) -> Statement:
-    return Statement(
-        sid="DenyInsecureTransport",
-        effect="Deny",
-        actions=(f"{service}:*",),
-        resources=resource_arns,
-        principals=(Principal(type="*", identifiers=("*",)),),
-        conditions=(Condition(test="Bool", variable="aws:SecureTransport", values=("false",)),),
-    )
 
 
 class ServerlessIngress(Construct):
@@ -247,62 +238,12 @@ class ServerlessIngress(Construct):
             )
 
         # --- output bucket ----------------------------------------------------------------
-        self._bucket = aws.s3_bucket.S3Bucket(
-            self, "OutputBucket",
-            bucket=f"{name}-outputs-{identity.account_id}-{region.name}",
-            force_destroy=props.force_destroy_outputs,
-        )
-        aws.s3_bucket_public_access_block.S3BucketPublicAccessBlock(
-            self, "OutputBucketPublicAccess", bucket=self._bucket.id,
-            block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True,
-        )
-        aws.s3_bucket_ownership_controls.S3BucketOwnershipControls(
-            self, "OutputBucketOwnership", bucket=self._bucket.id,
-            rule=aws.s3_bucket_ownership_controls.S3BucketOwnershipControlsRule(
-                object_ownership="BucketOwnerEnforced"),
-        )
-        sse = aws.s3_bucket_server_side_encryption_configuration
-        sse.S3BucketServerSideEncryptionConfigurationA(
-            self, "OutputBucketEncryption", bucket=self._bucket.id,
-            rule=[sse.S3BucketServerSideEncryptionConfigurationRuleA(
-                apply_server_side_encryption_by_default=(
-                    sse.S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                        sse_algorithm="aws:kms", kms_master_key_id=self._key.arn)),
-                bucket_key_enabled=True,
-            )],
-        )
-        aws.s3_bucket_versioning.S3BucketVersioningA(
-            self, "OutputBucketVersioning", bucket=self._bucket.id,
-            versioning_configuration=aws.s3_bucket_versioning.S3BucketVersioningVersioningConfiguration(
-                status="Enabled"),
-        )
-        lc = aws.s3_bucket_lifecycle_configuration
-        lc.S3BucketLifecycleConfiguration(
-            self, "OutputBucketLifecycle", bucket=self._bucket.id,
-            rule=[lc.S3BucketLifecycleConfigurationRule(
-                id="expire-outputs",
-                status="Enabled",
-                filter=[lc.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                expiration=[lc.S3BucketLifecycleConfigurationRuleExpiration(
-                    days=props.output_expire_after_days)],
-                noncurrent_version_expiration=[
-                    lc.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=7)],
-                abort_incomplete_multipart_upload=[
-                    lc.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=1)],
-            )],
-        )
-        bucket_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
-            self, "OutputBucketPolicyDocument",
-            statement=render_statements([
-                _deny_insecure_transport(
-                    (self._bucket.arn, f"{self._bucket.arn}/*"), "s3"),
-            ]),
-        )
-        aws.s3_bucket_policy.S3BucketPolicy(
-            self, "OutputBucketPolicy", bucket=self._bucket.id, policy=bucket_policy.json
+        self._bucket = secure_bucket(
+            self, bucket_id="OutputBucket", id_prefix="OutputBucket",
+            bucket_name=f"{name}-outputs-{identity.account_id}-{region.name}",
+            force_destroy=props.force_destroy_outputs, kms_key_arn=self._key.arn,
+            lifecycle=BucketLifecycle(rule_id="expire-outputs", noncurrent_days=7,
+                                      expire_after_days=props.output_expire_after_days),
         )
 
         # --- task table ------------------------------------------------------------------

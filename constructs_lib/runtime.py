@@ -46,13 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 from constructs_lib._cdktf import Construct, TerraformResource
 from constructs_lib._providers import aws, helm
+from constructs_lib.buckets import BucketLifecycle, secure_bucket
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
     Condition,
-    Principal,
     Statement,
     attach,
-    policy_document,
 )
 from constructs_lib.keda import (
     KedaSqsScaler,
@@ -205,66 +204,18 @@ class ModelBucket(Construct):
             return
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "Caller")
         region = aws.data_aws_region.DataAwsRegion(self, "Region")
-        bucket = aws.s3_bucket.S3Bucket(
-            self, "Bucket",
-            bucket=props.bucket_name or f"{props.name}-models-{identity.account_id}-{region.name}",
-            force_destroy=props.force_destroy,
+        bucket = secure_bucket(
+            self, bucket_id="Bucket", id_prefix="",
+            bucket_name=(props.bucket_name
+                         or f"{props.name}-models-{identity.account_id}-{region.name}"),
+            force_destroy=props.force_destroy, kms_key_arn=None,
+            lifecycle=BucketLifecycle(
+                rule_id="abort-uploads-and-expire-replaced-models",
+                noncurrent_days=props.noncurrent_version_expiration_days),
         )
         self._name = bucket.bucket
         self._arn = bucket.arn
         self._created = True
-        aws.s3_bucket_public_access_block.S3BucketPublicAccessBlock(
-            self, "PublicAccess", bucket=bucket.id,
-            block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True,
-        )
-        aws.s3_bucket_ownership_controls.S3BucketOwnershipControls(
-            self, "Ownership", bucket=bucket.id,
-            rule=aws.s3_bucket_ownership_controls.S3BucketOwnershipControlsRule(
-                object_ownership="BucketOwnerEnforced"),
-        )
-        sse = aws.s3_bucket_server_side_encryption_configuration
-        sse.S3BucketServerSideEncryptionConfigurationA(
-            self, "Encryption", bucket=bucket.id,
-            rule=[sse.S3BucketServerSideEncryptionConfigurationRuleA(
-                # The account's AWS managed S3 key: usable through S3 by every principal
-                # of the account that may read the objects, so readers need no KMS grant.
-                apply_server_side_encryption_by_default=(
-                    sse.S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                        sse_algorithm="aws:kms")),
-                bucket_key_enabled=True,
-            )],
-        )
-        aws.s3_bucket_versioning.S3BucketVersioningA(
-            self, "Versioning", bucket=bucket.id,
-            versioning_configuration=aws.s3_bucket_versioning.S3BucketVersioningVersioningConfiguration(
-                status="Enabled"),
-        )
-        lc = aws.s3_bucket_lifecycle_configuration
-        lc.S3BucketLifecycleConfiguration(
-            self, "Lifecycle", bucket=bucket.id,
-            rule=[lc.S3BucketLifecycleConfigurationRule(
-                id="abort-uploads-and-expire-replaced-models",
-                status="Enabled",
-                filter=[lc.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                noncurrent_version_expiration=[
-                    lc.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                        noncurrent_days=props.noncurrent_version_expiration_days)],
-                abort_incomplete_multipart_upload=[
-                    lc.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
-                        days_after_initiation=1)],
-            )],
-        )
-        policy = policy_document(self, "PolicyDocument", [Statement(
-            sid="DenyInsecureTransport",
-            effect="Deny",
-            actions=("s3:*",),
-            resources=(bucket.arn, f"{bucket.arn}/*"),
-            principals=(Principal(type="*", identifiers=("*",)),),
-            conditions=(Condition(test="Bool", variable="aws:SecureTransport",
-                                  values=("false",)),),
-        )])
-        aws.s3_bucket_policy.S3BucketPolicy(self, "Policy", bucket=bucket.id, policy=policy)
 
     @property
     def bucket_name(self) -> str:

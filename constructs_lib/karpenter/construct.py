@@ -18,9 +18,9 @@ from constructs_lib.durations import format_duration
 from constructs_lib.helm_values import REPO_ROOT, deep_merge, dump_values, load_values
 from constructs_lib.iam import (
     Condition,
-    Principal,
     Role,
     Statement,
+    deny_insecure_transport,
     render_statements,
     service_principal,
 )
@@ -107,13 +107,7 @@ class KarpenterGpuPool(Construct):
                     conditions=(Condition(test="ArnEquals", variable="aws:SourceArn",
                                           values=tuple(r.arn for r in rules)),),
                 ),
-                Statement(
-                    sid="DenyInsecureTransport", effect="Deny", actions=("sqs:*",),
-                    resources=(self._queue.arn,),
-                    principals=(Principal(type="*", identifiers=("*",)),),
-                    conditions=(Condition(test="Bool", variable="aws:SecureTransport",
-                                          values=("false",)),),
-                ),
+                deny_insecure_transport((self._queue.arn,), "sqs"),
             ]),
         )
         queue_policy = aws.sqs_queue_policy.SqsQueuePolicy(
