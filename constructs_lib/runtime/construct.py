@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from constructs_lib._cdktf import Construct, TerraformResource
 from constructs_lib._providers import helm
+from constructs_lib.charts import local_chart
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.keda import (
     KedaSqsScaler,
     ScaledRuntime,
     ScaleTarget,
     ScalingConsistencyError,
-    local_chart,
 )
 from constructs_lib.models import CHECKPOINT_DIRS
 from constructs_lib.runtime.model_bucket import ModelBucket
