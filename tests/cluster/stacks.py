@@ -12,12 +12,12 @@ from typing import Any
 
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm
-from sdaas.app import AWS_PROVIDER_CONSTRAINT
 from constructs_lib.cluster import GpuEksCluster, GpuEksClusterProps
-from constructs_lib.cluster import props_from_config as cluster_props_from_config
-from sdaas.config import Config
 from constructs_lib.karpenter import KarpenterGpuPool, KarpenterGpuPoolProps
-from constructs_lib.karpenter import props_from_config as pool_props_from_config
+from sdaas.app import AWS_PROVIDER_CONSTRAINT
+from sdaas.config import Config
+from sdaas.props import cluster_props as cluster_props_from_config
+from sdaas.props import karpenter_props as pool_props_from_config
 
 MODEL_BUCKET_ARN = "arn:aws:s3:::sdaas-models-123456789012"
 

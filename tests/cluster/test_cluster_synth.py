@@ -9,13 +9,13 @@ import pytest
 
 from constructs_lib.cluster import (
     CLUSTER_LOG_TYPES,
-    CONTROL_PLANE_TO_NODE_PORTS,
     DEFAULT_INTERFACE_ENDPOINTS,
     ExistingVpcProps,
     GpuEksClusterProps,
     NewVpcProps,
-    props_from_config,
 )
+from constructs_lib.cluster.props import CONTROL_PLANE_TO_NODE_PORTS
+from sdaas.props import cluster_props
 from tests.cluster.stacks import MODEL_BUCKET_ARN
 
 ADMIN = "arn:aws:iam::123456789012:role/platform/admin"
@@ -475,7 +475,7 @@ def test_subnet_plan_fits_a_small_vpc():
 
 
 def test_props_from_config_maps_the_cluster_section(example_config):
-    props = props_from_config(example_config, model_bucket_arn=MODEL_BUCKET_ARN)
+    props = cluster_props(example_config, model_bucket_arn=MODEL_BUCKET_ARN)
     assert props.name == example_config.name
     assert props.vpc == NewVpcProps(cidr="10.0.0.0/16", az_count=3, nat_gateways="single",
                                     availability_zones=("us-west-2a", "us-west-2b",

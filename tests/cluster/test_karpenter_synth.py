@@ -11,11 +11,9 @@ import pytest
 import yaml
 
 from constructs_lib.cluster import GpuEksClusterProps
-from sdaas.config import parse_config
 from constructs_lib.helm_values import dump_values
 from constructs_lib.karpenter import (
     DEFAULT_CHART_VERSION,
-    GPU_NODEPOOL_CHART_DIR,
     INTERRUPTION_RULES,
     KARPENTER_MINIMUM_FOR_KUBERNETES,
     DisruptionBudget,
@@ -24,8 +22,10 @@ from constructs_lib.karpenter import (
     check_karpenter_compatibility,
     duration_seconds,
     format_duration,
-    props_from_config,
 )
+from constructs_lib.karpenter.construct import GPU_NODEPOOL_CHART_DIR
+from sdaas.config import parse_config
+from sdaas.props import karpenter_props
 
 RUNTIMES = (GpuPoolRuntime(name="sdruntime", task_timeout_seconds=600),
             GpuPoolRuntime(name="comfyui", task_timeout_seconds=600))
@@ -552,7 +552,7 @@ def test_props_from_config_reads_pools_and_runtime_timeouts(example_config):
     data["runtimes"][1]["task_timeout_seconds"] = 1800
     data["karpenter"]["pools"] = {"comfyui": {"spot_gpu_limit": 2,
                                               "image_cache_snapshot_id": "snap-0123456789abcdef0"}}
-    props = props_from_config(parse_config(data))
+    props = karpenter_props(parse_config(data))
     by_name = {r.name: r for r in props.runtimes}
     assert by_name["comfyui"].task_timeout_seconds == 1800
     assert by_name["comfyui"].spot_gpu_limit == 2
@@ -561,7 +561,7 @@ def test_props_from_config_reads_pools_and_runtime_timeouts(example_config):
     assert props.chart_version == example_config.karpenter.chart_version == "1.14.1"
     data["karpenter"]["pools"] = {"nope": {"spot_gpu_limit": 1}}
     with pytest.raises(ValueError, match=r"karpenter\.pools: nope name no runtime"):
-        props_from_config(parse_config(data))
+        karpenter_props(parse_config(data))
 
 
 def test_config_refuses_latest_alias_and_snapshot_with_raid0():

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from constructs_lib import plan_summary
+from sdaas import plan_summary
 from sdaas.plan_summary import DEFAULT_WARN_TYPES, format_path, main
 from tests.plan.conftest import recorded
 

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructs_lib import preflight
+from sdaas import preflight
 from sdaas.preflight import (
     BUILTIN_GPU_INSTANCE_TYPES,
     QUOTA_ON_DEMAND,

@@ -18,9 +18,10 @@ from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, TerraformStack
 from constructs_lib._providers import aws, helm
-from sdaas.app import AWS_PROVIDER_CONSTRAINT, ingress_props
-from sdaas.config import Config
 from constructs_lib.ingress import ServerlessIngress
+from sdaas import props as props_lib
+from sdaas.app import AWS_PROVIDER_CONSTRAINT
+from sdaas.config import Config
 
 RuntimePropsEdit = Callable[[runtime_lib.SdRuntimeProps], runtime_lib.SdRuntimeProps]
 PoolPropsEdit = Callable[[karpenter_lib.KarpenterGpuPoolProps],
@@ -53,25 +54,25 @@ def build(config: Config, outdir: Path | str, *, runtime_props: RuntimePropsEdit
     # Provider configuration is main.py's job; these only have to exist for synthesis.
     helm.provider.HelmProvider(
         stack, "helm", kubernetes=helm.provider.HelmProviderKubernetes(host="https://cluster"))
-    ingress = ServerlessIngress(stack, "Ingress", props=ingress_props(config))
+    ingress = ServerlessIngress(stack, "Ingress", props=props_lib.ingress_props(config))
     models = runtime_lib.ModelBucket(stack, "ModelBucket",
-                                     props=runtime_lib.model_bucket_props_from_config(config))
-    cluster = cluster_lib.GpuEksCluster(stack, "Cluster", props=cluster_lib.props_from_config(
+                                     props=props_lib.model_bucket_props(config))
+    cluster = cluster_lib.GpuEksCluster(stack, "Cluster", props=props_lib.cluster_props(
         config, model_bucket_arn=models.bucket_arn,
         model_bucket_kms_key_arn=models.kms_key_arn))
-    karpenter_props = karpenter_lib.props_from_config(config)
+    karpenter_props = props_lib.karpenter_props(config)
     if pool_props is not None:
         karpenter_props = pool_props(karpenter_props)
     karpenter = karpenter_lib.KarpenterGpuPool(stack, "Karpenter", cluster=cluster,
                                                props=karpenter_props)
     scaler = keda_lib.KedaSqsScaler(stack, "Keda", cluster=cluster,
-                                    props=keda_lib.props_from_config(config))
+                                    props=props_lib.keda_props(config))
     repository = runtime_lib.AgentImageRepository(
-        stack, "AgentRepository", props=runtime_lib.agent_repository_props_from_config(config))
+        stack, "AgentRepository", props=props_lib.agent_repository_props(config))
     built = Built(app=app, stack=stack, ingress=ingress, cluster=cluster, karpenter=karpenter,
                   scaler=scaler, models=models, repository=repository)
     for spec in config.runtimes:
-        props = runtime_lib.props_from_config(config, spec.name)
+        props = props_lib.runtime_props(config, spec.name)
         if runtime_props is not None:
             props = runtime_props(props)
         built.runtimes[spec.name] = runtime_lib.SdRuntime(

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib import upload_model
+from sdaas import upload_model
 from sdaas.config import EXAMPLE_CONFIG, load_config
 from sdaas.upload_model import (
     MIB,
