@@ -114,7 +114,7 @@ def props_reference() -> str:
     for title, module_name, props_name in CONSTRUCTS:
         module = importlib.import_module(module_name)
         props = getattr(module, props_name)
-        hints = typing.get_type_hints(props, vars(module))
+        hints = typing.get_type_hints(props)
         described = _props_doc(props)
         lines += [
             f"### `{title}` — `{module_name}.{props_name}`",
