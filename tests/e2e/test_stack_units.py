@@ -14,18 +14,12 @@ from pathlib import Path
 import pytest
 
 from sdaas.config import EXAMPLE_CONFIG, load_config
-from sdaas.local.stack import (
-    INSTANCE_ENV,
-    AlreadyRunning,
-    LocalSettings,
-    LocalStack,
-    TerminalProgress,
-    agent_environment,
-    is_ours,
-    kill_leftovers,
-    lock_is_held,
-    stop_running,
-)
+from sdaas.local.environment import INSTANCE_ENV, agent_environment
+from sdaas.local.errors import AlreadyRunning
+from sdaas.local.progress import TerminalProgress
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
+from sdaas.local.workdir import is_ours, kill_leftovers, lock_is_held, stop_running
 from tests.e2e.support import pid_alive, wait_for
 
 OUTPUTS = {"queue_urls": {"sdruntime": "http://127.0.0.1:1/123/q1", "comfyui": "http://q2"},
@@ -130,15 +124,18 @@ def test_a_held_lock_refuses_a_second_stack_and_down_signals_its_holder(tmp_path
 
 def test_progress_on_a_log_is_throttled_lines() -> None:
     stream = io.StringIO()
-    progress = TerminalProgress(stream, interval_seconds=3600)
+    now = [100.0]  # the injected clock: uptime or wall time play no part
+    progress = TerminalProgress(stream, interval_seconds=10, clock=lambda: now[0])
     progress.step("terraform apply")
     for count in range(5):
         progress.update(f"{count}/61 resources")
+        now[0] += 3
     progress.done("terraform apply")
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "  ... terraform apply"
-    assert lines[1] == "  ... 0/61 resources"  # then throttled
-    assert lines[2].startswith("  ok  terraform apply (")
+    assert lines == ["  ... terraform apply",
+                     "  ... 0/61 resources",  # the first update of a step, at 100 s
+                     "  ... 4/61 resources",  # 12 s later: the next one due
+                     "  ok  terraform apply (15.0s)"]
     assert "\r" not in stream.getvalue()
 
 
@@ -165,7 +162,7 @@ def test_children_die_with_the_orchestrator(tmp_path: Path) -> None:
     script.write_text(
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from sdaas.local.stack import Child\n"
+        "from sdaas.local.processes import Child\n"
         f"c = Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'],\n"
         f"          {{}}, Path({str(tmp_path / 'c.log')!r}), Path('.')).start()\n"
         "print(c.pid, flush=True)\n"
