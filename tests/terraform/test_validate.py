@@ -42,3 +42,4 @@ def test_example_app_validates_with_the_real_aws_provider(synthesized, tmp_path)
     assert all(not a.removeprefix("data.").startswith(IN_CLUSTER_PREFIXES) for a in kept)
     report = validate_aws_part(synthesized.doc, synthesized.stack_dir, tmp_path / "stack")
     assert report["valid"] is True, report["diagnostics"]
+    assert [d for d in report["diagnostics"] if d["severity"] == "error"] == []
