@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 RUN_TIMEOUT_SECONDS = 900.0
 OUTPUT_TIMEOUT_SECONDS = 120.0
@@ -25,6 +25,13 @@ TAIL_LINES = 40
 # Terraform run by a program: no prompts, no upgrade check, output meant for logs.
 AUTOMATION_ENV = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"}
 INSTALL_HINT = "install Terraform 1.10+ (https://developer.hashicorp.com/terraform)"
+
+
+class Timer(Protocol):
+    """What bounds a command's time: ``threading.Timer``'s interface."""
+
+    def start(self) -> None: ...
+    def cancel(self) -> None: ...
 
 
 class TerraformError(RuntimeError):
@@ -71,13 +78,15 @@ class Terraform:
     def __init__(self, workdir: Path, *, binary: str = "terraform",
                  env: Mapping[str, str] | None = None, log_path: Path | None = None,
                  plugin_dir: Path | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 preexec_fn: Callable[[], None] | None = None,
+                 timer: Callable[[float, Callable[[], None]], Timer] = threading.Timer) -> None:
         self.binary = find_binary(binary)
         self.workdir = Path(workdir)
         self.env = automation_environment(os.environ if env is None else env)
         self.log_path = log_path
         self.plugin_dir = plugin_dir
         self.preexec_fn = preexec_fn
+        self.timer = timer  # calls its function once the timeout has passed
         self.proc: subprocess.Popen[str] | None = None
 
     def run(self, *args: str, check: bool = True, timeout: float = RUN_TIMEOUT_SECONDS,
@@ -106,7 +115,7 @@ class Terraform:
                 stdin=subprocess.DEVNULL, text=True, start_new_session=True,
                 preexec_fn=self.preexec_fn,  # noqa: PLW1509 - the caller's, e.g. prctl only
             )
-            watchdog = threading.Timer(timeout, lambda: (timed_out.set(), _end_group(proc)))
+            watchdog = self.timer(timeout, lambda: (timed_out.set(), _end_group(proc)))
             watchdog.start()
             try:
                 assert proc.stdout is not None

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,16 +62,42 @@ def test_a_failure_says_the_command_exit_status_and_last_lines(tmp_path: Path) -
     assert tf.run("apply", check=False).returncode == 1
 
 
+class ManualTimer:
+    """A timer that goes off when the test says (no wall clock involved)."""
+
+    def __init__(self, seconds: float, function: Callable[[], None]) -> None:
+        self.seconds, self.function = seconds, function
+        self.started = self.cancelled = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 def test_running_out_of_time_ends_the_whole_process_group(tmp_path: Path) -> None:
     binary = fake_binary(tmp_path, (
         "import subprocess\n"
         "plugin = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "print(plugin.pid, flush=True)\n"
         "time.sleep(60)"))
+    timers: list[ManualTimer] = []
+
+    def timer(seconds: float, function: Callable[[], None]) -> ManualTimer:
+        timers.append(ManualTimer(seconds, function))
+        return timers[-1]
+
     pids: list[str] = []
-    tf = terraform.Terraform(tmp_path, binary=binary)
-    with pytest.raises(terraform.TerraformError, match="terraform apply took more than 1s"):
-        tf.run("apply", timeout=1, on_line=pids.append)
+
+    def on_line(line: str) -> None:
+        pids.append(line)
+        timers[0].function()  # the plugin runs: time is up now
+
+    tf = terraform.Terraform(tmp_path, binary=binary, timer=timer)
+    with pytest.raises(terraform.TerraformError, match="terraform apply took more than 90s"):
+        tf.run("apply", timeout=90, on_line=on_line)
+    assert timers[0].seconds == 90 and timers[0].started and timers[0].cancelled
     (plugin,) = pids
     wait_for(lambda: not pid_alive(int(plugin)), 10, "the provider plugin to end")
 
