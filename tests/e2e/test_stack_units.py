@@ -16,6 +16,7 @@ import pytest
 from sdaas.config import EXAMPLE_CONFIG, load_config
 from sdaas.local.environment import INSTANCE_ENV, agent_environment
 from sdaas.local.errors import AlreadyRunning
+from sdaas.local.examples import write_examples
 from sdaas.local.progress import TerminalProgress
 from sdaas.local.settings import LocalSettings
 from sdaas.local.stack import LocalStack
@@ -51,6 +52,21 @@ def test_the_agent_environment_follows_the_architecture() -> None:
 
     parsed = agent_config(env)  # a valid agent configuration
     assert parsed.health_port == 0 and parsed.wait_time_seconds == 2
+
+
+def test_one_example_request_per_runtime_in_its_api_shape(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    files = write_examples(config.runtimes, tmp_path / "examples")
+    assert files == {r.name: tmp_path / "examples" / f"{r.name}.json" for r in config.runtimes}
+    tasks = {name: json.loads(path.read_text())["task"] for name, path in files.items()}
+    assert {name: (t["metadata"]["id"], t["metadata"]["runtime"], t["metadata"]["tasktype"])
+            for name, t in tasks.items()} == {
+        "sdruntime": ("hello-sdruntime", "sdruntime", "text-to-image"),
+        "comfyui": ("hello-comfyui", "comfyui", "pipeline")}
+    assert tasks["sdruntime"]["content"]["prompt"] == "a lighthouse on a cliff at dawn"
+    workflow = tasks["comfyui"]["content"]
+    assert {node["class_type"] for node in workflow.values()} >= {"KSampler", "SaveImage"}
+    assert workflow["6"]["inputs"]["text"] == "a lighthouse on a cliff at dawn"
 
 
 def test_leftovers_are_killed_only_when_provably_ours() -> None:
