@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from task_contract.layout import CLAIM_CHECK_PREFIX, DEFAULT_PREFIX
-from task_contract.problems import MISSING, Problems, json_type, quote
+from task_contract.problems import (
+    MISSING,
+    Problems,
+    json_type,
+    quote,
+    required,
+    required_string,
+)
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -32,18 +39,15 @@ def is_task_id(value: Any) -> bool:
 
 def check_id(value: Any, path: str, problems: Problems) -> str | None:
     """A task id: 1-64 characters of ``A-Z a-z 0-9 _ -``."""
-    if value is MISSING or value is None:
-        problems.add(path, "is required")
+    found = required(value, str, "a string", path, problems)
+    if found is None:
         return None
-    if not isinstance(value, str):
-        problems.add(path, f"must be a string (got {json_type(value)})")
-        return None
-    if not is_task_id(value):
+    if not is_task_id(found):
         problems.add(
-            path, f"must be 1-64 characters of A-Z, a-z, 0-9, _ and - (got {quote(value)})"
+            path, f"must be 1-64 characters of A-Z, a-z, 0-9, _ and - (got {quote(found)})"
         )
         return None
-    return value
+    return found
 
 
 def check_prefix(value: Any, path: str, problems: Problems) -> str | None:
@@ -81,22 +85,16 @@ def check_prefix(value: Any, path: str, problems: Problems) -> str | None:
 def check_tasktype(value: Any, path: str, runtime_type: str | None, runtime_name: str | None,
                    problems: Problems) -> str | None:
     """A task type valid for ``runtime_type`` (any runtime type's when it is unknown)."""
-    if value is MISSING or value is None:
-        problems.add(path, "is required")
-        return None
-    if not isinstance(value, str):
-        problems.add(path, f"must be a string (got {json_type(value)})")
-        return None
-    if not value:
-        problems.add(path, "must not be empty")
+    found = required_string(value, path, problems)
+    if found is None:
         return None
     allowed = TASKTYPES[runtime_type] if runtime_type in TASKTYPES else ALL_TASKTYPES
-    if value not in allowed:
+    if found not in allowed:
         where = f" for runtime '{runtime_name}' ({runtime_type})" if runtime_name else ""
-        problems.add(path, f"{quote(value)} is not valid{where}; expected one of "
+        problems.add(path, f"{quote(found)} is not valid{where}; expected one of "
                            f"{', '.join(allowed)}")
         return None
-    return value
+    return found
 
 
 def check_metadata_size(metadata: dict[str, Any], path: str, problems: Problems) -> None:

@@ -77,26 +77,28 @@ def child(container: Any, key: str) -> Any:
     return container.get(key, MISSING) if isinstance(container, dict) else MISSING
 
 
-def required_object(value: Any, path: str, problems: Problems) -> dict[str, Any] | None:
-    """A required JSON object; ``null`` counts as absent."""
+def required(value: Any, kind: type, name: str, path: str, problems: Problems) -> Any:
+    """``value`` if it is a ``kind`` (JSON ``name``); else ``None`` and a problem. ``null``
+    counts as absent."""
     if value is MISSING or value is None:
         problems.add(path, "is required")
         return None
-    if not isinstance(value, dict):
-        problems.add(path, f"must be an object (got {json_type(value)})")
+    if not isinstance(value, kind):
+        problems.add(path, f"must be {name} (got {json_type(value)})")
         return None
     return value
+
+
+def required_object(value: Any, path: str, problems: Problems) -> dict[str, Any] | None:
+    """A required JSON object."""
+    found: dict[str, Any] | None = required(value, dict, "an object", path, problems)
+    return found
 
 
 def required_string(value: Any, path: str, problems: Problems) -> str | None:
-    """A required non-empty string; ``null`` counts as absent."""
-    if value is MISSING or value is None:
-        problems.add(path, "is required")
-        return None
-    if not isinstance(value, str):
-        problems.add(path, f"must be a string (got {json_type(value)})")
-        return None
-    if not value:
+    """A required non-empty string."""
+    found: str | None = required(value, str, "a string", path, problems)
+    if found == "":
         problems.add(path, "must not be empty")
         return None
-    return value
+    return found
