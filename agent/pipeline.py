@@ -44,7 +44,7 @@ from agent.runtimes.base import Cancelled, RuntimeAdapter
 from agent.status import TaskTable
 from agent.storage import OutputStore
 from task_contract.layout import output_location
-from task_contract.record import COMPLETED, FAILED, FINAL_STATUSES
+from task_contract.record import COMPLETED, FAILED, FINAL_STATUSES, parse_timestamp
 from task_contract.result import message_from_record, result_message
 
 MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
@@ -348,13 +348,8 @@ class Pipeline:
 
     @staticmethod
     def _age_seconds(stamp: Any) -> float:
-        if not isinstance(stamp, str):
-            return math.inf
-        try:
-            moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            return math.inf
-        return (datetime.now(UTC) - moment).total_seconds()
+        moment = parse_timestamp(stamp)
+        return math.inf if moment is None else (datetime.now(UTC) - moment).total_seconds()
 
     # ================================================================= runtime workers ====
     def _work_loop(self) -> None:
