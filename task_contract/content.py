@@ -45,9 +45,10 @@ class NumberRule:
         if value is None and self.nullable:
             return None
         kind = "an integer" if self.integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                self.integer and not isinstance(value, int)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be {kind} (got {json_type(value)})"
+        if self.integer and not isinstance(value, int):
+            return f"must be {kind} (got {value})"
         if not self.low <= value <= self.high:
             return f"must be {kind} from {_number(self.low)} to {_number(self.high)} (got {value})"
         if self.multiple_of and value % self.multiple_of:

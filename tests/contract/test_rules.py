@@ -31,7 +31,7 @@ def problems_of(content: dict[str, Any], tasktype: str = "text-to-image") -> lis
 @pytest.mark.parametrize(("content", "path", "message"), [
     ({"steps": "16"}, "task.content.steps", "must be an integer (got string)"),
     ({"steps": -1}, "task.content.steps", "must be an integer from 1 to 150 (got -1)"),
-    ({"steps": 16.0}, "task.content.steps", "must be an integer (got number)"),
+    ({"steps": 16.0}, "task.content.steps", "must be an integer (got 16.0)"),
     ({"width": 100_000}, "task.content.width", "must be an integer from 64 to 2048 (got 100000)"),
     ({"height": 100}, "task.content.height", "must be a multiple of 8 (got 100)"),
     ({"batch_size": 9}, "task.content.batch_size", "must be an integer from 1 to 8 (got 9)"),
