@@ -42,6 +42,7 @@ class Fields:
     ERROR: Final = "error"
     TIMINGS: Final = "timings"
     RESULT_PUBLISHED: Final = "result_published"
+    DEAD_LETTERED_AT: Final = "dead_lettered_at"
     EXPIRES_AT: Final = "expires_at"
 
 

@@ -3,6 +3,7 @@ the reference's callback, built here only."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from task_contract.layout import DEFAULT_PREFIX, output_location, result_url
@@ -39,6 +40,11 @@ def message_from_record(record: dict[str, Any], bucket: str) -> dict[str, Any]:
         location=location, context=decode_context(record.get(Fields.CONTEXT, "")),
         error=record.get(Fields.ERROR), timings=dict(record.get(Fields.TIMINGS) or {}),
     )
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The message as published: compact JSON."""
+    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 def message_attributes(message: dict[str, Any]) -> dict[str, dict[str, str]]:
