@@ -52,6 +52,24 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeadLetterSource:
+    """One runtime's dead-letter intake (the consumer's event source) and the dead-letter
+    queue its messages are kept in."""
+
+    runtime: str
+    source_arn: str
+    queue_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterConfig:
+    table: str
+    bucket: str
+    topic_arn: str
+    sources: Mapping[str, DeadLetterSource]  # by source ARN
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusConfig:
     table: str
     bucket: str
@@ -156,6 +174,50 @@ def status_config(env: Mapping[str, str] | None = None) -> StatusConfig:
             PRESIGN_MAX_SECONDS,
             problems,
         ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_dead_letter_queues(raw: str, problems: list[str]) -> dict[str, DeadLetterSource]:
+    """Parse ``DEAD_LETTER_QUEUES``: ``[{"runtime", "source_arn", "queue_url"}, ...]``."""
+    if not raw.strip():
+        problems.append("DEAD_LETTER_QUEUES is not set")
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        problems.append(f"DEAD_LETTER_QUEUES is not valid JSON ({exc})")
+        return {}
+    if not isinstance(document, list) or not document:
+        problems.append("DEAD_LETTER_QUEUES must be a non-empty JSON array of "
+                        '{"runtime", "source_arn", "queue_url"} objects')
+        return {}
+    sources: dict[str, DeadLetterSource] = {}
+    for index, entry in enumerate(document):
+        where = f"DEAD_LETTER_QUEUES[{index}]"
+        values = {key: entry.get(key) if isinstance(entry, dict) else None
+                  for key in ("runtime", "source_arn", "queue_url")}
+        missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
+        if missing:
+            problems.append(f"{where} needs non-empty strings {', '.join(missing)}")
+            continue
+        if values["source_arn"] in sources:
+            problems.append(f"{where}.source_arn {values['source_arn']!r} is listed twice")
+            continue
+        sources[values["source_arn"]] = DeadLetterSource(**values)
+    return sources
+
+
+def dead_letter_config(env: Mapping[str, str] | None = None) -> DeadLetterConfig:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    config = DeadLetterConfig(
+        table=_required(env, "TASK_TABLE", problems),
+        bucket=_required(env, "OUTPUT_BUCKET", problems),
+        topic_arn=_required(env, "RESULT_TOPIC_ARN", problems),
+        sources=parse_dead_letter_queues(env.get("DEAD_LETTER_QUEUES", ""), problems),
     )
     if problems:
         raise ConfigError(problems)
