@@ -7,6 +7,7 @@ import json
 from constructs_lib._cdktf import (
     AssetType,
     Construct,
+    Fn,
     TerraformAsset,
 )
 from constructs_lib._providers import aws
@@ -168,6 +169,8 @@ class ServerlessIngress(Construct):
             ],
         )
 
+        self._dead_letters = self._dead_letter_consumer(asset)
+
         # --- REST API ----------------------------------------------------------------------
         rest = rest_api(self, props=props, ingest=self._ingest, status=self._status,
                         key_arn=self._key.arn, partition=self._partition, region=self._region,
@@ -175,6 +178,51 @@ class ServerlessIngress(Construct):
         self._api, self._stage, self._api_key = rest.api, rest.stage, rest.api_key
         self._usage_plan = rest.usage_plan
         self._build_alarms()
+
+    def _dead_letter_consumer(self, asset: TerraformAsset):
+        """The consumer of every runtime's dead-letter intake (``lambda_src.dead_letters``)
+        and one event source mapping per intake: one message per invocation, at most two
+        invocations at a time per intake (dead letters are rare; their handling is not
+        urgent)."""
+        queues = self._queues.values()
+        sources = Fn.jsonencode([
+            {"runtime": runtime, "source_arn": queue.intake.arn, "queue_url": queue.dlq.url}
+            for runtime, queue in self._queues.items()
+        ])
+        function = lambda_function(
+            self, "DeadLetters", "dead_letters", asset, props=self._props,
+            key_arn=self._key.arn, name="dead-letters",
+            environment={
+                "TASK_TABLE": self._table.name,
+                "OUTPUT_BUCKET": self._bucket.bucket,
+                "RESULT_TOPIC_ARN": self._result_topic.arn,
+                "DEAD_LETTER_QUEUES": sources,
+                "LOG_LEVEL": "INFO",
+            },
+            statements=[
+                Statement(sid="FailTasks", actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+                          resources=(self._table.arn,)),
+                Statement(sid="PublishResults", actions=("sns:Publish",),
+                          resources=(self._result_topic.arn,)),
+                Statement(sid="ConsumeDeadLetterIntake",
+                          actions=("sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                   "sqs:GetQueueAttributes"),
+                          resources=tuple(q.intake.arn for q in queues)),
+                Statement(sid="KeepDeadLetters", actions=("sqs:SendMessage",),
+                          resources=tuple(q.dlq.arn for q in queues)),
+                Statement(sid="UseKey", actions=("kms:Decrypt", "kms:GenerateDataKey"),
+                          resources=(self._key.arn,)),
+            ],
+        )
+        esm = aws.lambda_event_source_mapping
+        for queue in queues:
+            esm.LambdaEventSourceMapping(
+                queue, "DeadLetterConsumer", event_source_arn=queue.intake.arn,
+                function_name=function.arn, batch_size=1, enabled=True,
+                scaling_config=esm.LambdaEventSourceMappingScalingConfig(
+                    maximum_concurrency=2),
+            )
+        return function
 
     # ------------------------------------------------------------------------------------
     def _build_alarms(self) -> None:
@@ -202,6 +250,16 @@ class ServerlessIngress(Construct):
             description="The ingest Lambda raised errors",
             namespace="AWS/Lambda", metric_name="Errors",
             dimensions={"FunctionName": self._ingest.function_name}, statistic="Sum",
+            threshold=0, actions=actions,
+        )
+        metric_alarm(
+            self, "DeadLetterConsumerErrorsAlarm",
+            alarm_name=f"{props.name}-dead-letter-consumer-errors",
+            description=("The dead-letter consumer failed on a message: its task may not be "
+                         "marked failed yet (the message stays in the dead-letter intake and "
+                         "is retried)"),
+            namespace="AWS/Lambda", metric_name="Errors",
+            dimensions={"FunctionName": self._dead_letters.function_name}, statistic="Sum",
             threshold=0, actions=actions,
         )
         metric_alarm(
@@ -256,6 +314,11 @@ class ServerlessIngress(Construct):
     @property
     def api_id(self) -> str:
         return self._api.id
+
+    @property
+    def dead_letter_function_name(self) -> str:
+        """The dead-letter consumer's function name (its ``FunctionName`` metric dimension)."""
+        return self._dead_letters.function_name
 
     @property
     def api_key_id(self) -> str:

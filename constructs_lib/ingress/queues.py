@@ -1,5 +1,14 @@
-"""One runtime's task queue: the queue, its dead-letter queue, the filtered subscription
-to the input topic and the queue policies."""
+"""One runtime's task queue: the queue, its dead-letter intake and dead-letter queue, the
+filtered subscription to the input topic and the queue policies.
+
+A message the task queue gives up on (``maxReceiveCount`` receives without a delete) moves
+to the dead-letter *intake*, which the dead-letter consumer Lambda reads (an event source
+mapping deletes what the function handled); the consumer fails the task, publishes its
+result and sends the message on to the dead-letter *queue*, where it stays for inspection
+and redrive. Should the consumer fail on a message ``DEAD_LETTER_CONSUMER_ATTEMPTS`` times,
+the intake's own redrive policy moves it to the dead-letter queue unhandled: nothing loops,
+nothing is lost.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +26,25 @@ from constructs_lib.iam import (
     render_statements,
     service_principal,
 )
-from constructs_lib.ingress.props import RuntimeSpec, ServerlessIngressProps
+from constructs_lib.ingress.props import (
+    DEAD_LETTER_CONSUMER_ATTEMPTS,
+    DEAD_LETTER_INTAKE_VISIBILITY_SECONDS,
+    RuntimeSpec,
+    ServerlessIngressProps,
+)
 from task_contract import LONG_POLL_SECONDS
 
 
+def intake_max_receive_count(max_receive_count: int) -> int:
+    """The intake's ``maxReceiveCount``: the consumer gets ``DEAD_LETTER_CONSUMER_ATTEMPTS``
+    receives of a message even where SQS carries the task queue's receive count along with
+    the message (moto does; the SQS documentation does not say), at most SQS's 1000."""
+    return min(1000, max_receive_count + DEAD_LETTER_CONSUMER_ATTEMPTS)
+
+
 class RuntimeQueue(Construct):
-    """One runtime's queue, dead-letter queue, filtered subscription and queue policy."""
+    """One runtime's queue, dead-letter intake and queue, filtered subscription and queue
+    policies."""
 
     def __init__(self, scope: Construct, id_: str, *, kms_key_arn: str, input_topic_arn: str,
                  spec: RuntimeSpec, props: ServerlessIngressProps) -> None:
@@ -35,6 +57,17 @@ class RuntimeQueue(Construct):
             kms_data_key_reuse_period_seconds=300,
             message_retention_seconds=props.dlq_message_retention_seconds,
         )
+        self.intake = aws.sqs_queue.SqsQueue(
+            self, "DeadLetterIntake",
+            name=f"{base}-dlq-intake",
+            kms_master_key_id=kms_key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            visibility_timeout_seconds=DEAD_LETTER_INTAKE_VISIBILITY_SECONDS,
+            message_retention_seconds=props.dlq_message_retention_seconds,
+            redrive_policy=Fn.jsonencode({
+                "deadLetterTargetArn": self.dlq.arn,
+                "maxReceiveCount": intake_max_receive_count(props.max_receive_count)}),
+        )
         self.queue = aws.sqs_queue.SqsQueue(
             self, "Queue",
             name=f"{base}-tasks",
@@ -44,17 +77,21 @@ class RuntimeQueue(Construct):
             visibility_timeout_seconds=props.visibility_timeout_seconds,
             message_retention_seconds=props.message_retention_seconds,
             redrive_policy=Fn.jsonencode(
-                {"deadLetterTargetArn": self.dlq.arn, "maxReceiveCount": props.max_receive_count}
+                {"deadLetterTargetArn": self.intake.arn,
+                 "maxReceiveCount": props.max_receive_count}
             ),
         )
-        aws.sqs_queue_redrive_allow_policy.SqsQueueRedriveAllowPolicy(
-            self, "RedriveAllow",
-            queue_url=self.dlq.url,
-            redrive_allow_policy=Fn.jsonencode(
-                {"redrivePermission": "byQueue", "sourceQueueArns": [self.queue.arn]}
-            ),
-        )
-        for key, queue in (("QueuePolicy", self.queue), ("DeadLetterQueuePolicy", self.dlq)):
+        for key, target, source in (("RedriveAllow", self.dlq, self.intake),
+                                    ("IntakeRedriveAllow", self.intake, self.queue)):
+            aws.sqs_queue_redrive_allow_policy.SqsQueueRedriveAllowPolicy(
+                self, key,
+                queue_url=target.url,
+                redrive_allow_policy=Fn.jsonencode(
+                    {"redrivePermission": "byQueue", "sourceQueueArns": [source.arn]}
+                ),
+            )
+        for key, queue in (("QueuePolicy", self.queue), ("DeadLetterQueuePolicy", self.dlq),
+                           ("DeadLetterIntakePolicy", self.intake)):
             statements = [deny_insecure_transport((queue.arn,), "sqs")]
             if queue is self.queue:
                 statements.insert(0, Statement(

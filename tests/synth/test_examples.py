@@ -28,7 +28,7 @@ def test_example_creates_the_front_door_and_grants_its_worker(example_stack):
     doc = json.loads((example_stack / "cdk.tf.json").read_text())
     assert doc["provider"]["aws"][0]["region"] == "eu-west-1"
     queues = {q["name"] for q in doc["resource"]["aws_sqs_queue"].values()}
-    assert queues == {"myteam-sdxl-tasks", "myteam-sdxl-dlq"}
+    assert queues == {"myteam-sdxl-tasks", "myteam-sdxl-dlq-intake", "myteam-sdxl-dlq"}
     policies = {p["name"] for p in doc["resource"]["aws_iam_role_policy"].values()
                 if "Worker" in p["//"]["metadata"]["path"]}
     assert policies == {"ConsumeTasks-sdxl", "WriteOutputs", "UpdateTaskStatus",
