@@ -24,6 +24,12 @@ string field) to steer the preview, for demonstrations and end-to-end tests:
     ComfyUI 400 with ``node_errors`` (permanent: the task fails at once).
 ``[preview:sleep=SECONDS]``
     This request takes SECONDS per image instead of the configured time (at most 3600).
+``[preview:kill-agent]``, ``[preview:kill-agent=N]``
+    The request kills the queue agent that sent it (SIGKILL, as an out-of-memory kill ends
+    its container), every time or on the first N identical requests: the task's message
+    comes back after its visibility timeout, reaches the dead-letter queue after
+    ``maxReceiveCount`` deliveries, and the dead-letter consumer fails the task
+    (:mod:`sdaas.local.agent_kill`; needs ``--agent-pid-file``, which local mode passes).
 
 Endpoints (shapes as in the runtimes' own APIs):
 
@@ -55,6 +61,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import textwrap
 import threading
@@ -63,6 +70,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -74,6 +82,8 @@ from sdaas.local._serve import (
     serve_until_signalled,
     write_ready_file,
 )
+from sdaas.local.agent_kill import AgentKiller
+from sdaas.local.environment import INSTANCE_ENV
 
 LABEL = "PREVIEW - not a model"
 HEADER = {"X-Preview-Runtime": "placeholder images, not a model"}
@@ -957,6 +967,7 @@ class PreviewServer:
     seconds_per_image: float = 1.0
     models: tuple[str, ...] = ()
     port: int = 0
+    killer: AgentKiller = field(default_factory=lambda: AgentKiller(None, None))
     _server: LoopbackServer | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     webui: SdWebUiPreview | None = field(default=None, init=False, repr=False)
@@ -987,6 +998,11 @@ class PreviewServer:
                 if raw is None:
                     return
                 parts = urlsplit(self.path)
+                killed = outer.killer.check(self.command, parts.path, raw)
+                if killed is not None:
+                    self.send_json(500, {"error": "PreviewKilledAgent", "detail": killed,
+                                         "body": "", "errors": killed})
+                    return
                 if outer.webui is not None:
                     status, body = outer.webui.handle(self.command, parts.path, raw)
                     self.send_json(status, body)
@@ -1039,11 +1055,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="a checkpoint the SD WebUI preview offers (repeatable; the first "
                              "is loaded)")
     parser.add_argument("--ready-file", help="write {pid, port, url} here once listening")
+    parser.add_argument("--agent-pid-file",
+                        help="the file holding the pid of the queue agent [preview:kill-agent] "
+                             "kills (only a process of this local stack)")
     args = parser.parse_args(argv)
     if args.seconds_per_image < 0:
         parser.error("--seconds-per-image must be >= 0")
+    killer = AgentKiller(Path(args.agent_pid_file) if args.agent_pid_file else None,
+                         os.environ.get(INSTANCE_ENV))
     server = PreviewServer(args.runtime_type, seconds_per_image=args.seconds_per_image,
-                           models=tuple(args.model), port=args.port).start()
+                           models=tuple(args.model), port=args.port, killer=killer).start()
     print(f"{LABEL}: {args.runtime_type} API subset on {server.url} "
           f"({args.seconds_per_image}s per image)", flush=True)
     write_ready_file(args.ready_file, port=server.port, url=server.url)
