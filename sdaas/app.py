@@ -20,6 +20,7 @@ from constructs_lib.cluster import GpuEksCluster
 from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
 from sdaas import props as props_lib
 from sdaas.config import Config, LocalState
+from sdaas.dashboard import DashboardSource, RuntimeSource, service_dashboard
 
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
@@ -174,6 +175,23 @@ def build_app(config: Config, outdir: Path | str = "cdktf.out") -> tuple[App, Te
             props=props_lib.runtime_props(config, r.name))
         for r in config.runtimes
     }
+    dashboard = service_dashboard(stack, "Dashboard", dashboard_name=config.name, source=(
+        DashboardSource(
+            region=config.region, api_name=ingress.api_name, stage_name=ingress.stage_name,
+            function_names={"ingest": ingress.ingest_function_name,
+                            "status": ingress.status_function_name},
+            runtimes=[RuntimeSource(name=n, queue_name=ingress.queue_for(n).queue_name,
+                                    dlq_name=ingress.queue_for(n).dlq_name or "",
+                                    namespace=rt.namespace)
+                      for n, rt in runtimes.items()],
+            cluster_name=cluster.cluster_name if cluster.container_insights_enabled else None,
+            alarm_arns=ingress.alarm_arns,
+            oldest_task_alarm_seconds=config.queue.oldest_message_alarm_seconds)))
+    TerraformOutput(
+        stack, "dashboard_url",
+        value=(f"https://{config.region}.console.aws.amazon.com/cloudwatch/home?region="
+               f"{config.region}#dashboards/dashboard/{dashboard.dashboard_name}"),
+        description="The service's CloudWatch dashboard")
     TerraformOutput(stack, "cluster_name", value=cluster.cluster_name,
                     description="EKS cluster name (aws eks update-kubeconfig --name ...)")
     TerraformOutput(stack, "model_bucket", value=models.bucket_name,
