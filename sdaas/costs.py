@@ -275,6 +275,8 @@ def markdown(config: Config, res: BillableResources, *, title: str) -> str:
         f"us-west-2 list prices ({PRICES_AS_OF}, sources in `sdaas/costs.py`); other regions",
         "differ. GPU pools scale to zero, so the baseline is what runs with no task queued;",
         "traffic-dependent charges (NAT data, requests, logs, GPU hours) come on top.",
+        *([f"Your configuration deploys to {config.region}: check its prices."]
+          if config.region != "us-west-2" else []),
         "",
         *baseline_markdown(baseline(res)),
         "",
