@@ -156,12 +156,24 @@ def test_cluster_and_system_node_group_are_created_as_configured(applied):
     group = eks.describe_nodegroup(clusterName="sdaas", nodegroupName="sdaas-system")[
         "nodegroup"]
     assert group["capacityType"] == "ON_DEMAND"
-    assert group["instanceTypes"] == ["m7i.large"]
+    assert group["instanceTypes"] == ["t4g.medium"]
+    assert group["amiType"] == "AL2023_ARM_64_STANDARD"
     assert group["labels"] == {"sd.node-role": "system"}
     assert group["scalingConfig"]["desiredSize"] == 2
     logs = client(emu, "logs").describe_log_groups(logGroupNamePrefix="/aws/eks/sdaas/")
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs["logGroups"]] == [
         ("/aws/eks/sdaas/cluster", 30)]
+
+
+def test_container_insights_log_groups_exist_before_the_add_on(applied):
+    """Terraform owns their retention and encryption; the add-on only writes to them."""
+    emu, _, _ = applied
+    groups = client(emu, "logs").describe_log_groups(
+        logGroupNamePrefix="/aws/containerinsights/sdaas/")["logGroups"]
+    assert sorted((g["logGroupName"], g["retentionInDays"]) for g in groups) == [
+        (f"/aws/containerinsights/sdaas/{kind}", 30)
+        for kind in ("application", "dataplane", "emf", "host", "performance")]
+    assert all(g["kmsKeyId"].startswith("arn:aws:kms:us-west-2:") for g in groups)
 
 
 def test_karpenter_interruption_path_is_created_as_configured(applied):
