@@ -306,7 +306,8 @@ class GpuEksCluster(Construct):
             for kind in CONTAINER_LOG_KINDS
         ]
         self._container_log_groups = {
-            kind: group.name for kind, group in zip(CONTAINER_LOG_KINDS, groups, strict=True)}
+            kind: container_log_group_name(props.physical_cluster_name, kind)
+            for kind in CONTAINER_LOG_KINDS}
         role = self._pod_identity_role(
             "CloudWatchAgentRole", f"{props.name}-cloudwatch-agent",
             "CloudWatch agent and Fluent Bit of amazon-cloudwatch-observability")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
+from sdaas.config import EXAMPLE_CONFIG, Config, parse_config
 from sdaas.local.emulator import Emulator, load_aws_managed_policies
 from tests.cluster.stacks import synth_stack
 from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
@@ -55,8 +57,17 @@ def without_moto_gaps(doc: dict) -> tuple[dict, list[str]]:
     return out, sorted(removed)
 
 
+def with_interface_endpoints() -> Config:
+    """The example configuration with its (opt-in) interface endpoints, so the apply
+    covers them too."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["cluster"]["vpc"]["interface_endpoints"] = True
+    return parse_config(data, str(EXAMPLE_CONFIG))
+
+
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
+def applied(tmp_path_factory) -> Iterator[tuple[Emulator, Terraform, dict]]:
+    example_config = with_interface_endpoints()
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
     previous = os.environ.get(MANAGED_POLICIES_ENV)
     # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in moto only when asked for,
