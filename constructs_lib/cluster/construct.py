@@ -432,8 +432,11 @@ class GpuEksCluster(Construct):
 
     @property
     def ready(self) -> list[TerraformResource]:
-        """What an in-cluster ``helm_release`` must depend on: nodes and add-ons."""
-        return [self._node_group, *self._addons.values()]
+        """What an in-cluster ``helm_release`` must depend on: nodes and add-ons. Not the
+        observability add-on: nothing in the cluster needs it, and a release must not wait
+        for (or fail with) the log shipping."""
+        return [self._node_group, *(addon for name, addon in self._addons.items()
+                                    if name != CLOUDWATCH_ADDON)]
 
     @property
     def kubernetes_connection(self) -> KubernetesConnection:
