@@ -40,25 +40,31 @@ class ColdStart:
 
     def runtime_ready(self) -> None:
         """The runtime answered for the first time since the pod started."""
-        now = self._clock()
-        if self._claim("runtime_ready"):
-            origin, seconds, phases = self._since_origin(now)
-            logs.event("cold_start", milestone="runtime_ready", origin=origin,
-                       seconds=seconds, **phases)
+        seconds = self._once("runtime_ready")
+        if seconds is not None:
             logs.emit_metrics(self._config.metrics_namespace,
                               {"Runtime": self._config.runtime_name},
                               {"ColdStartToRuntimeReady": seconds})
 
     def first_task(self) -> None:
         """The agent received its first task."""
-        now = self._clock()
-        if self._claim("first_task"):
-            origin, seconds, phases = self._since_origin(now)
-            logs.event("cold_start", milestone="first_task", origin=origin,
-                       seconds=seconds, **phases)
+        seconds = self._once("first_task")
+        if seconds is not None:
             logs.emit_metrics(self._config.metrics_namespace,
                               {"Runtime": self._config.runtime_name},
                               {"ColdStartToFirstTask": seconds})
+
+    def _once(self, milestone: str) -> float | None:
+        """Seconds from the origin to now, logged, the first time ``milestone`` is reached;
+        None afterwards."""
+        now = self._clock()
+        if not self._claim(milestone):
+            return None
+        origin, started, phases = self._find_origin()
+        seconds = round(max(0.0, now - started), 3)
+        logs.event("cold_start", milestone=milestone, origin=origin, seconds=seconds,
+                   **phases)
+        return seconds
 
     def _claim(self, milestone: str) -> bool:
         with self._lock:
@@ -66,10 +72,6 @@ class ColdStart:
                 return False
             self._reported.add(milestone)
             return True
-
-    def _since_origin(self, now: float) -> tuple[str, float, dict[str, float]]:
-        origin, started, phases = self._find_origin()
-        return origin, round(max(0.0, now - started), 3), phases
 
     def _find_origin(self) -> tuple[str, float, dict[str, float]]:
         with self._lock:
