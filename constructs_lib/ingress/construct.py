@@ -29,8 +29,9 @@ from constructs_lib.ingress.props import (
     ServerlessIngressProps,
 )
 from constructs_lib.ingress.queues import RuntimeQueue
-from constructs_lib.packaging import LAMBDA_SOURCE_DIR, build_zip
+from constructs_lib.packaging import build_zip
 from task_contract import CLAIM_CHECK_PREFIX
+from task_contract.record import Fields
 
 
 class ServerlessIngress(Construct):
@@ -105,9 +106,9 @@ class ServerlessIngress(Construct):
             self, "TaskTable",
             name=f"{name}-tasks",
             billing_mode="PAY_PER_REQUEST",
-            hash_key="id",
-            attribute=[ddb.DynamodbTableAttribute(name="id", type="S")],
-            ttl=ddb.DynamodbTableTtl(attribute_name="expires_at", enabled=True),
+            hash_key=Fields.ID,
+            attribute=[ddb.DynamodbTableAttribute(name=Fields.ID, type="S")],
+            ttl=ddb.DynamodbTableTtl(attribute_name=Fields.EXPIRES_AT, enabled=True),
             point_in_time_recovery=ddb.DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=ddb.DynamodbTableServerSideEncryption(
                 enabled=True, kms_key_arn=self._key.arn),
@@ -115,7 +116,7 @@ class ServerlessIngress(Construct):
         )
 
         # --- Lambdas ---------------------------------------------------------------------
-        zip_path = build_zip(LAMBDA_SOURCE_DIR)
+        zip_path = build_zip()
         asset = TerraformAsset(self, "LambdaPackage", path=str(zip_path), type=AssetType.FILE)
         runtimes_env = json.dumps(
             {s.name: {"type": s.type, "models": list(s.models),
@@ -318,10 +319,18 @@ class ServerlessIngress(Construct):
 
     def grant_write_outputs(self, grantee: Construct, *, role_name: str,
                             prefix: str = "") -> None:
-        """Write (and read back) output objects under ``prefix`` in the output bucket."""
+        """Write (and read back) output objects under ``prefix`` in the output bucket.
+
+        Never under the claim-check prefix (``_requests/``), whatever ``prefix`` is: those
+        objects are the stored requests of other tasks, written by ingest only. An explicit
+        Deny, so no other grant on the role can reopen it.
+        """
         attach(grantee, "WriteOutputs", [
             Statement(sid="WriteOutputs", actions=("s3:PutObject", "s3:GetObject"),
                       resources=(f"{self.output_bucket_arn}/{prefix}*",)),
+            Statement(sid="DenyWriteClaimChecks", effect="Deny",
+                      actions=("s3:PutObject", "s3:DeleteObject"),
+                      resources=(f"{self.output_bucket_arn}/{CLAIM_CHECK_PREFIX}*",)),
             Statement(sid="EncryptOutputs", actions=("kms:GenerateDataKey", "kms:Decrypt"),
                       resources=(self.kms_key_arn,)),
         ], role_name=role_name)

@@ -1,4 +1,5 @@
-"""200 tasks submitted at once all complete: none lost, none run or stored twice."""
+"""200 tasks submitted at once all complete: none lost, none run or stored twice, even when
+a publish is retried and the topic carries a task twice."""
 
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ def test_200_concurrent_tasks_all_complete_exactly_once(deployed: Deployed) -> N
     assert all(r[0]["body"]["status"] == "completed" for r in results.values())
     assert sorted(r[0]["body"]["context"]["n"] for r in results.values()) == list(range(TASKS))
 
-    # Every task published once, processed once, stored once.
+    # Every task published (at least once: ingest retries a publish whose answer timed out,
+    # so a slow topic can carry a task twice), processed once, stored once.
     published = [m["body"]["metadata"]["id"] for m in deployed.published.drain()
                  if m["body"]["metadata"]["id"] in ids]
-    assert sorted(published) == sorted(ids)
+    assert set(published) == ids
     keys = list(deployed.objects("burst/"))
     assert len(keys) == 2 * TASKS, "expected exactly one image and one result.json per task"
     assert sorted(keys) == sorted(k for i in ids for k in (f"burst/{i}/image-0.png",
