@@ -14,8 +14,8 @@ STACK = $(shell $(PY) -m sdaas.config --stack-name)
 STACK_DIR = cdktf.out/stacks/$(STACK)
 PYTEST_ARGS ?=
 
-.PHONY: help install synth test lint schema docs plan apply destroy preflight bench local local-down \
-        upload-model agent-image clean
+.PHONY: help install synth test lint schema docs cost plan apply destroy preflight bench local \
+        local-down upload-model agent-image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ schema: install ## Write config.schema.json (JSON Schema of the configuration fi
 
 docs: synth ## Regenerate docs/reference.md (config keys, construct props, outputs)
 	$(PY) -m sdaas.docs $(STACK_DIR)
+
+cost: synth ## Cost notes of your configuration (baseline per month, system node sizing, GPU per 1,000 images)
+	@$(PY) -m sdaas.costs $(STACK_DIR)
 
 plan: synth ## terraform plan: plan.out, plan.json and a Markdown summary plan.md
 	cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >/dev/null

@@ -180,15 +180,17 @@ class ServerlessIngress(Construct):
     def _build_alarms(self) -> None:
         props = self._props
         actions = [props.alarm_topic_arn] if props.alarm_topic_arn else None
+        self._alarms: list = []
+        alarms = self._alarms
         for runtime, queue in self._queues.items():
-            metric_alarm(
+            alarms.append(metric_alarm(
                 queue, "DeadLetterAlarm", alarm_name=f"{props.name}-{runtime}-dlq-not-empty",
                 description=f"Tasks for {runtime} reached the dead-letter queue",
                 namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
                 dimensions={"QueueName": queue.dlq.name}, statistic="Maximum", threshold=0,
                 actions=actions,
-            )
-            metric_alarm(
+            ))
+            alarms.append(metric_alarm(
                 queue, "OldestMessageAlarm", alarm_name=f"{props.name}-{runtime}-oldest-task",
                 description=(f"The oldest {runtime} task waited more than "
                              f"{props.oldest_message_alarm_seconds} s"),
@@ -196,21 +198,21 @@ class ServerlessIngress(Construct):
                 dimensions={"QueueName": queue.queue.name}, statistic="Maximum",
                 threshold=props.oldest_message_alarm_seconds, evaluation_periods=3,
                 actions=actions,
-            )
-        metric_alarm(
+            ))
+        alarms.append(metric_alarm(
             self, "IngestErrorsAlarm", alarm_name=f"{props.name}-ingest-errors",
             description="The ingest Lambda raised errors",
             namespace="AWS/Lambda", metric_name="Errors",
             dimensions={"FunctionName": self._ingest.function_name}, statistic="Sum",
             threshold=0, actions=actions,
-        )
-        metric_alarm(
+        ))
+        alarms.append(metric_alarm(
             self, "Api5xxAlarm", alarm_name=f"{props.name}-api-5xx",
             description="The API answered with 5xx errors",
             namespace="AWS/ApiGateway", metric_name="5XXError",
             dimensions={"ApiName": self._api.name, "Stage": self._stage.stage_name},
             statistic="Sum", threshold=0, actions=actions,
-        )
+        ))
 
     # --- attributes ------------------------------------------------------------------------
     @property
@@ -258,6 +260,28 @@ class ServerlessIngress(Construct):
         return self._api.id
 
     @property
+    def api_name(self) -> str:
+        """The REST API's name (the ``ApiName`` dimension of its CloudWatch metrics)."""
+        return self._api.name
+
+    @property
+    def stage_name(self) -> str:
+        return self._stage.stage_name
+
+    @property
+    def ingest_function_name(self) -> str:
+        return self._ingest.function_name
+
+    @property
+    def status_function_name(self) -> str:
+        return self._status.function_name
+
+    @property
+    def alarm_arns(self) -> list[str]:
+        """Every alarm this construct created."""
+        return [alarm.arn for alarm in self._alarms]
+
+    @property
     def api_key_id(self) -> str:
         return self._api_key.id
 
@@ -277,7 +301,7 @@ class ServerlessIngress(Construct):
         return RuntimeQueueRef(
             runtime=runtime, type=self._specs[runtime].type,
             queue_url=queue.queue.url, queue_arn=queue.queue.arn, queue_name=queue.queue.name,
-            dlq_url=queue.dlq.url, dlq_arn=queue.dlq.arn,
+            dlq_url=queue.dlq.url, dlq_arn=queue.dlq.arn, dlq_name=queue.dlq.name,
         )
 
     # --- grants ------------------------------------------------------------------------------
