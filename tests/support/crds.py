@@ -63,7 +63,7 @@ class CelRule:
         return re.search(r"\boldSelf\b", self.rule) is not None
 
 
-# The reason each kind of rule is not evaluated; tests/charts/test_crd_checks.py lists the
+# The reason each kind of rule is not evaluated; tests/charts/test_validation_tooling.py lists the
 # rules of the pinned CRDs that fall under it.
 NOT_EVALUATED = {
     "transition rule": "refers to oldSelf: the API server evaluates it only on update, and "

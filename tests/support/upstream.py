@@ -26,7 +26,7 @@ from tests.support.upstream_charts import UpstreamRelease, require_chart, upstre
 def kube_version_tag(kubernetes_version: str) -> str:
     """``"1.35"`` -> ``"v1.35.0"``: the version a cluster of that minor reports."""
     parts = kubernetes_version.lstrip("v").split(".")
-    return "v" + ".".join((parts + ["0", "0"])[:3])
+    return "v" + ".".join([*parts, "0", "0"][:3])
 
 
 @functools.cache
