@@ -8,6 +8,7 @@ the project is validated against.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import tempfile
@@ -18,7 +19,7 @@ from typing import Any
 
 import helm_python as helm
 
-from tests.support.charts import Manifest, manifests_of, render_templates
+from tests.support.charts import ChartRenderError, Manifest, manifests_of, render_templates
 from tests.support.crds import CrdSet
 from tests.support.upstream_charts import UpstreamRelease, require_chart, upstream_releases
 
@@ -100,3 +101,107 @@ def plan_crds(doc: Mapping[str, Any], kubernetes_version: str) -> CrdSet:
     """The CRDs the plan's upstream releases install, rendered from the pinned charts."""
     return crds_of(render_release(release, kubernetes_version)
                    for release in upstream_releases(doc).values())
+
+
+# --- the values a release passes, against the chart's own values.yaml ---------------------
+
+Path_ = tuple[str, ...]
+
+
+def dotted(path: Path_) -> str:
+    return ".".join(path)
+
+
+def unknown_value_keys(values: Mapping[str, Any], defaults: Any,
+                       prefix: Path_ = ()) -> list[str]:
+    """Keys of ``values`` the chart's ``values.yaml`` does not have, as dotted paths.
+
+    Helm silently ignores a key no template reads, so a misspelt or misplaced key is a
+    setting that never happens. Any key is allowed below a free-form map: a key whose
+    default is an empty mapping or null (``podAnnotations: {}``), or a Kubernetes string
+    map by name (``nodeSelector``, ``*labels``, ``*annotations``).
+    """
+    problems: list[str] = []
+    if not isinstance(defaults, Mapping) or not defaults or _string_map(prefix):
+        return problems
+    for key, value in values.items():
+        path = (*prefix, key)
+        if key not in defaults:
+            problems.append(dotted(path))
+        elif isinstance(value, Mapping) and isinstance(defaults[key], Mapping):
+            problems.extend(unknown_value_keys(value, defaults[key], path))
+    return problems
+
+
+def _string_map(path: Path_) -> bool:
+    name = path[-1].lower() if path else ""
+    return name == "nodeselector" or name.endswith(("labels", "annotations"))
+
+
+_MISSING = object()
+
+
+def leaf_paths(values: Mapping[str, Any], prefix: Path_ = ()) -> list[tuple[Path_, Any]]:
+    """``(path, value)`` of every leaf: a scalar, a list, null or an empty mapping."""
+    out: list[tuple[Path_, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            out.extend(leaf_paths(value, (*prefix, key)))
+        else:
+            out.append(((*prefix, key), value))
+    return out
+
+
+def value_at(tree: Any, path: Path_) -> Any:
+    for key in path:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return _MISSING
+        tree = tree[key]
+    return tree
+
+
+def without(values: Mapping[str, Any], path: Path_) -> dict[str, Any]:
+    """A deep copy of ``values`` without the key at ``path``."""
+    out = copy.deepcopy(dict(values))
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+def values_without_effect(rendered: RenderedRelease) -> list[str]:
+    """Leaves of the release's values that differ from the chart default yet, removed,
+    leave the rendered output unchanged: settings that do nothing."""
+    idle: list[str] = []
+    for path, value in leaf_paths(rendered.values):
+        if value_at(rendered.defaults, path) == value:
+            continue  # the chart's own default: removing it changes nothing by design
+        try:
+            again = render_release(rendered.release, rendered.kube_version,
+                                   without(rendered.values, path))
+        except ChartRenderError:
+            continue  # the chart refuses to render without it: it has an effect
+        if again.templates == rendered.templates:
+            idle.append(dotted(path))
+    return idle
+
+
+def inherited_resources(values: Mapping[str, Any], defaults: Any,
+                        prefix: Path_ = ()) -> list[str]:
+    """Resource requirements (every leaf under a ``resources`` mapping of the chart's
+    values.yaml) the release does not set itself: what it would inherit unchosen.
+    A value set to null counts as chosen (it removes the default)."""
+    out: list[str] = []
+    if not isinstance(defaults, Mapping):
+        return out
+    for key, default in defaults.items():
+        path = (*prefix, key)
+        if key == "resources" and isinstance(default, Mapping):
+            out.extend(dotted(p) for p, _ in leaf_paths(default, path)
+                       if value_at(values, p[len(prefix):]) is _MISSING)
+        else:
+            out.extend(inherited_resources(
+                value_at(values, (key,)) if isinstance(values, Mapping) else {},
+                default, path))
+    return out
