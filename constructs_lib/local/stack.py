@@ -102,13 +102,15 @@ class TerminalProgress:
     """Progress lines on a stream: one rewritten line on a terminal, throttled lines
     elsewhere (CI logs)."""
 
-    def __init__(self, stream: IO[str] | None = None, interval_seconds: float = 10.0) -> None:
+    def __init__(self, stream: IO[str] | None = None, interval_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval_seconds
-        self._last = 0.0
+        self._clock = clock
+        self._last: float | None = None  # when the last update was written (None: none yet)
         self._open = False
-        self._step_started = time.monotonic()
+        self._step_started = clock()
         self._lock = threading.Lock()
 
     def _write(self, text: str, *, final: bool) -> None:
@@ -121,19 +123,19 @@ class TerminalProgress:
             self.stream.flush()
 
     def step(self, text: str) -> None:
-        self._step_started = time.monotonic()
-        self._last = 0.0
+        self._step_started = self._clock()
+        self._last = None
         self._write(f"  ... {text}", final=not self.tty)
 
     def update(self, text: str) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self._last < self.interval:
+        now = self._clock()
+        if not self.tty and self._last is not None and now - self._last < self.interval:
             return
         self._last = now
         self._write(f"  ... {text}", final=not self.tty)
 
     def done(self, text: str) -> None:
-        seconds = time.monotonic() - self._step_started
+        seconds = self._clock() - self._step_started
         self._write(f"  ok  {text} ({seconds:.1f}s)", final=True)
 
     def info(self, text: str) -> None:
