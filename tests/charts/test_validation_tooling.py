@@ -304,6 +304,7 @@ def test_a_rule_that_does_not_hold_or_errors_is_a_problem_never_a_pass():
     assert evaluate("self.a > 1", {"a": 0}) == "false"
     assert str(evaluate("self.missing > 1", {"a": 0})).startswith("CEL error")
     assert str(evaluate("self.a.noSuchFunction()", {"a": "x"})).startswith("CEL error")
+    assert str(evaluate("self.a >", {"a": 0})).startswith("CEL error")  # does not parse
 
 
 def test_kubernetes_string_functions_behave_as_documented():

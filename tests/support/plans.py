@@ -37,10 +37,6 @@ class Plan:
         assert len(hits) == 1, f"{len(hits)} {rtype} with path ending {path_suffix!r}"
         return hits[0]
 
-    def ref(self, rtype: str, path_suffix: str, attribute: str) -> str:
-        """The interpolation Terraform sees for an attribute of that resource."""
-        return "${" + f"{self.address_of(rtype, path_suffix)}.{attribute}" + "}"
-
     @property
     def kubernetes_version(self) -> str:
         """The cluster's Kubernetes version (``"1.35"``), as the plan configures it."""
