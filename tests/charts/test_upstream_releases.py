@@ -15,7 +15,7 @@ which the API server evaluates on update alone.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -24,7 +24,6 @@ from constructs_lib.helm_values import deep_merge
 from tests.charts.conftest import PLAN_NAMES
 from tests.runtime.placeholders import resolve_all
 from tests.support.charts import Manifest, find, render_chart, validate_strict
-from tests.support.plans import Plan
 from tests.support.upstream import (
     RenderedRelease,
     crds_of,
@@ -35,6 +34,9 @@ from tests.support.upstream import (
     values_without_effect,
 )
 from tests.support.upstream_charts import upstream_releases
+
+if TYPE_CHECKING:  # the application (and its provider bindings) loads in the plans fixture
+    from tests.support.plans import Plan
 
 UPSTREAM = ("karpenter-crd", "karpenter", "keda")
 CONTROLLERS = ("karpenter", "keda")
