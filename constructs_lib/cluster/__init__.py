@@ -41,7 +41,9 @@ Example::
 from __future__ import annotations
 
 from constructs_lib.cluster.addons import DEFAULT_ADDON_VERSIONS
-from constructs_lib.cluster.construct import GpuEksCluster, KubernetesConnection
+from constructs_lib.cluster.base import KubernetesConnection
+from constructs_lib.cluster.construct import GpuEksCluster
+from constructs_lib.cluster.existing import ExistingCluster
 from constructs_lib.cluster.props import (
     CLUSTER_LOG_TYPES,
     DEFAULT_INTERFACE_ENDPOINTS,
@@ -58,6 +60,7 @@ __all__ = [
     "DEFAULT_INTERFACE_ENDPOINTS",
     "DISCOVERY_TAG",
     "SYSTEM_NODE_SELECTOR",
+    "ExistingCluster",
     "ExistingVpcProps",
     "GpuEksCluster",
     "GpuEksClusterProps",

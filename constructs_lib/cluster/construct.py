@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 from constructs_lib._cdktf import Construct, Fn, TerraformResource, Token
 from constructs_lib._providers import aws
 from constructs_lib.cluster.addons import BEFORE_NODES, create_addon, model_bucket_statements
+from constructs_lib.cluster.base import ClusterBase, KubernetesConnection, aws_cli_connection
+from constructs_lib.cluster.existing import ExistingCluster
 from constructs_lib.cluster.network import Network
 from constructs_lib.cluster.props import (
     CLOUDWATCH_ADDON,
@@ -20,9 +21,6 @@ from constructs_lib.cluster.props import (
     NewVpcProps,
 )
 from constructs_lib.iam import (
-    POD_IDENTITY_ACTIONS,
-    POD_IDENTITY_PRINCIPAL,
-    Condition,
     Role,
     Statement,
     key_policy_statements,
@@ -31,18 +29,7 @@ from constructs_lib.iam import (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class KubernetesConnection:
-    """What ``main.py`` gives the Helm and Kubernetes providers to reach the cluster."""
-
-    host: str
-    cluster_ca_certificate: str  # PEM, decoded with Fn.base64decode
-    exec_api_version: str
-    exec_command: str
-    exec_args: tuple[str, ...]
-
-
-class GpuEksCluster(Construct):
+class GpuEksCluster(ClusterBase):
     """The VPC, the EKS cluster, its system node group and its managed add-ons."""
 
     def __init__(self, scope: Construct, id_: str, *,
@@ -57,13 +44,13 @@ class GpuEksCluster(Construct):
         region = aws.data_aws_region.DataAwsRegion(self, "Region")
         self._account_id = identity.account_id
         self._partition = partition.partition
-        self._region = region.name
+        self._region = region.id  # the region's name in every AWS provider 5.x and 6.x
         managed = f"arn:{partition.partition}:iam::aws:policy"
 
         # --- KMS: secrets envelope encryption and log groups ------------------------------
         key_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
             self, "KeyPolicy", statement=render_statements(key_policy_statements(
-                partition=partition.partition, region=region.name,
+                partition=partition.partition, region=self._region,
                 account_id=identity.account_id)),
         )
         self._key = aws.kms_key.KmsKey(
@@ -77,7 +64,7 @@ class GpuEksCluster(Construct):
         self._network: Network | None = None
         if isinstance(props.vpc, NewVpcProps):
             self._network = Network(self, "Network", props=props, vpc_props=props.vpc,
-                                     region=region.name, key_arn=self._key.arn)
+                                     region=self._region, key_arn=self._key.arn)
             self._vpc_id = self._network.vpc.id
             self._private_subnet_ids = [s.id for s in self._network.private_subnets]
         else:
@@ -278,37 +265,27 @@ class GpuEksCluster(Construct):
         for addon in sorted(set(versions) - set(REQUIRED_ADDONS)):
             self._addon(addon, versions)
 
-        self._kubernetes = KubernetesConnection(
+        self._kubernetes = aws_cli_connection(
             host=self._cluster.endpoint,
-            cluster_ca_certificate=Fn.base64decode(self.cluster_certificate_authority_data),
-            exec_api_version="client.authentication.k8s.io/v1beta1",
-            exec_command="aws",
-            exec_args=("eks", "get-token", "--cluster-name", self._cluster.name,
-                       "--region", region.name),
-        )
+            ca_certificate_pem=Fn.base64decode(self.cluster_certificate_authority_data),
+            cluster_name=self._cluster.name, region=self._region)
+
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, cluster_name: str,
+                        kubernetes_version: str,
+                        system_node_selector: Mapping[str, str] = SYSTEM_NODE_SELECTOR,
+                        system_node_count: int = 2,
+                        ready: Sequence[TerraformResource] = ()) -> ExistingCluster:
+        """A cluster created elsewhere, for the constructs that run on a cluster
+        (:class:`ExistingCluster` says what it must provide)."""
+        return ExistingCluster(scope, id_, cluster_name=cluster_name,
+                               kubernetes_version=kubernetes_version,
+                               system_node_selector=system_node_selector,
+                               system_node_count=system_node_count, ready=ready)
 
     # --- helpers ---------------------------------------------------------------------------
     def _pod_identity_role(self, id_: str, role_name: str, description: str) -> Role:
         return self.pod_identity_role(self, id_, name=role_name, description=description)
-
-    def pod_identity_role(self, scope: Construct, id_: str, *, name: str,
-                          description: str) -> Role:
-        """A role that EKS Pod Identity may hand to pods of this cluster only.
-
-        The trust policy admits ``pods.eks.amazonaws.com`` acting for this account and this
-        cluster (``aws:SourceAccount``, ``aws:SourceArn``), so an association in another
-        cluster cannot use the role. Grant it permissions, then ``add_pod_identity``.
-        """
-        return Role(
-            scope, id_, name=name, assumed_by=POD_IDENTITY_PRINCIPAL,
-            assume_actions=POD_IDENTITY_ACTIONS, description=description,
-            assume_conditions=(
-                Condition(test="StringEquals", variable="aws:SourceAccount",
-                          values=(self.account_id,)),
-                Condition(test="ArnEquals", variable="aws:SourceArn",
-                          values=(self.cluster_arn,)),
-            ),
-        )
 
     def _addon(self, addon: str, versions: Mapping[str, str], *, role: Role | None = None,
                service_account: str | None = None,
@@ -350,18 +327,6 @@ class GpuEksCluster(Construct):
         return self._props.kubernetes_version
 
     @property
-    def region(self) -> str:
-        return self._region
-
-    @property
-    def account_id(self) -> str:
-        return self._account_id
-
-    @property
-    def partition(self) -> str:
-        return self._partition
-
-    @property
     def vpc_id(self) -> str:
         return self._vpc_id
 
@@ -387,6 +352,11 @@ class GpuEksCluster(Construct):
         return dict(SYSTEM_NODE_SELECTOR)
 
     @property
+    def system_node_count(self) -> int:
+        """How many system nodes run (where Karpenter, KEDA and CoreDNS run)."""
+        return self._props.system_node_desired_size
+
+    @property
     def ready(self) -> list[TerraformResource]:
         """What an in-cluster ``helm_release`` must depend on: nodes and add-ons."""
         return [self._node_group, *self._addons.values()]
@@ -394,17 +364,6 @@ class GpuEksCluster(Construct):
     @property
     def kubernetes_connection(self) -> KubernetesConnection:
         return self._kubernetes
-
-    def add_pod_identity(self, scope: Construct, id_: str, *, namespace: str,
-                         service_account: str, role_arn: str) -> TerraformResource:
-        """Let pods of ``namespace/service_account`` assume ``role_arn`` (EKS Pod Identity).
-
-        Creates an ``aws_eks_pod_identity_association`` under ``scope`` and returns it.
-        """
-        return aws.eks_pod_identity_association.EksPodIdentityAssociation(
-            scope, id_, cluster_name=self._cluster.name, namespace=namespace,
-            service_account=service_account, role_arn=role_arn,
-        )
 
 
 def _attach_managed(role: Role, key: str, policy_arn: str) -> TerraformResource:

@@ -33,12 +33,12 @@ CONTROL_PLANE_TO_NODE_PORTS = (
 )
 AZ_KEYS = "ABCDEF"  # construct-ID key of the n-th availability zone (stable per position)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-_CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
 _BUCKET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$")
 ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
-_K8S_VERSION_RE = re.compile(r"^1\.(\d{2})$")
+K8S_VERSION_RE = re.compile(r"^1\.(\d{2})$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,10 +167,10 @@ class GpuEksClusterProps:
         if not _NAME_RE.match(self.name):
             problems.append("name must be 2-20 characters of lowercase letters, digits and '-', "
                             f'starting with a letter (got "{self.name}")')
-        if self.cluster_name is not None and not _CLUSTER_NAME_RE.match(self.cluster_name):
+        if self.cluster_name is not None and not CLUSTER_NAME_RE.match(self.cluster_name):
             problems.append("cluster_name must be 1-100 letters, digits, '-' or '_', starting "
                             f'with a letter or digit (got "{self.cluster_name}")')
-        version = _K8S_VERSION_RE.match(self.kubernetes_version)
+        version = K8S_VERSION_RE.match(self.kubernetes_version)
         if not version:
             problems.append(
                 f'kubernetes_version must look like "1.35" (got "{self.kubernetes_version}")')

@@ -69,7 +69,8 @@ class ServerlessIngressProps:
 
 @dataclass(frozen=True, kw_only=True)
 class RuntimeQueueRef:
-    """What other constructs need to know about one runtime's queue."""
+    """What other constructs need to know about one runtime's queue
+    (``ServerlessIngress.queue_for``, or built by hand for a queue owned elsewhere)."""
 
     runtime: str
     type: RuntimeType
@@ -78,4 +79,5 @@ class RuntimeQueueRef:
     queue_name: str
     dlq_url: str
     dlq_arn: str
+    visibility_timeout_seconds: int
 

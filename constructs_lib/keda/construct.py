@@ -28,7 +28,7 @@ from constructs_lib.keda.props import (
 from constructs_lib.keda.scaled import ScaledRuntime, scaling_problems
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
     from constructs_lib.ingress import RuntimeQueueRef
     from constructs_lib.karpenter import GpuPoolRef
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class KedaSqsScaler(Construct):
     """KEDA on the cluster, and a ScaledObject per runtime queue (see the module docstring)."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  props: KedaSqsScalerProps | None = None) -> None:
         super().__init__(scope, id_)
         props = props or KedaSqsScalerProps()

@@ -11,8 +11,10 @@ from constructs_lib._providers import aws
 from constructs_lib.buckets import BucketLifecycle, secure_bucket
 from constructs_lib.iam import (
     Condition,
+    Grant,
+    RoleRef,
     Statement,
-    attach,
+    grant,
 )
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -78,7 +80,7 @@ class ModelBucket(Construct):
         bucket = secure_bucket(
             self, bucket_id="Bucket", id_prefix="",
             bucket_name=(props.bucket_name
-                         or f"{props.name}-models-{identity.account_id}-{region.name}"),
+                         or f"{props.name}-models-{identity.account_id}-{region.id}"),
             force_destroy=props.force_destroy, kms_key_arn=None,
             lifecycle=BucketLifecycle(
                 rule_id="abort-uploads-and-expire-replaced-models",
@@ -105,9 +107,11 @@ class ModelBucket(Construct):
     def created(self) -> bool:
         return self._created
 
-    def grant_read(self, grantee: Construct, *, prefix: str, role_name: str) -> None:
+    def grant_read(self, role: RoleRef, *, prefix: str,
+                   scope: Construct | None = None) -> Grant:
         """List and read the objects under ``<prefix>/`` (what Mountpoint needs); an empty
-        prefix grants the whole bucket."""
+        prefix grants the whole bucket. ``role`` and ``scope`` as for every grant
+        (:func:`constructs_lib.iam.grant`); returns the :class:`Grant`."""
         if prefix and not PREFIX_RE.match(prefix):
             raise ValueError(f"model prefix must not start or end with '/' (got {prefix!r})")
         keys = f"{prefix}/*" if prefix else "*"
@@ -122,5 +126,5 @@ class ModelBucket(Construct):
         if self.kms_key_arn:
             statements.append(Statement(sid="DecryptModels", actions=("kms:Decrypt",),
                                         resources=(self.kms_key_arn,)))
-        attach(grantee, "ReadModels", statements, role_name=role_name)
+        return grant("ReadModels", statements, role=role, scope=scope)
 

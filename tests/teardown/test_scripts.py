@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib.teardown import TEARDOWN_DIR
+from constructs_lib.assets import TEARDOWN_SCRIPTS_DIR
 
 pytestmark = pytest.mark.emulator
 
@@ -31,7 +31,7 @@ KARPENTER_TAGS = [
 def _run(emulator, script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", str(TEARDOWN_DIR / script), *args], env=env,
+    return subprocess.run(["bash", str(TEARDOWN_SCRIPTS_DIR / script), *args], env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
