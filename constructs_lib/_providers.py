@@ -10,6 +10,11 @@ every submodule needs), and imports a submodule only when an attribute names it:
 
 ``SD_EAGER_PROVIDER_IMPORT=1`` switches back to the plain, eager import; a test proves the
 synthesized JSON is byte-identical either way.
+
+The registered package stays usable by the code around the library: its submodules are
+attributes on first access (``cdktf_cdktf_provider_aws.vpc``), and ``from
+cdktf_cdktf_provider_aws import vpc`` and ``import cdktf_cdktf_provider_aws.vpc`` work as
+they do without the library. A package imported before the library is used as it is.
 """
 
 from __future__ import annotations
@@ -17,13 +22,42 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import pkgutil
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 
 from constructs_lib import _cdktf  # noqa: F401 - jsii environment first
 
 EAGER_ENV = "SD_EAGER_PROVIDER_IMPORT"
+
+
+def import_submodule(package: str, name: str) -> ModuleType:
+    """``<package>.<name>``; ``AttributeError`` when the package has no such submodule."""
+    if name.startswith("_"):
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{package}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.{name}":
+            raise  # the submodule exists but something it imports does not
+        raise AttributeError(f"{package} has no submodule {name!r}") from None
+
+
+def _submodule_attributes(root: ModuleType) -> tuple[Callable[[str], ModuleType],
+                                                     Callable[[], list[str]]]:
+    """The PEP 562 ``__getattr__`` and ``__dir__`` of a package registered unexecuted."""
+    package = root.__name__
+
+    def __getattr__(name: str) -> ModuleType:
+        return import_submodule(package, name)
+
+    def __dir__() -> list[str]:
+        names = {m.name for m in pkgutil.iter_modules(root.__path__) if not m.name.startswith("_")}
+        return sorted(names | set(vars(root)))
+
+    return __getattr__, __dir__
 
 
 class ProviderBindings:
@@ -53,6 +87,10 @@ class ProviderBindings:
                     )
                 root = importlib.util.module_from_spec(spec)
                 # Registered but not executed: its __init__ would import every submodule.
+                # Submodules load on attribute access instead, for this library and for
+                # any other code of the process.
+                root.__getattr__, root.__dir__ = _submodule_attributes(root)  # type: ignore[attr-defined]
+                root.__all__ = []  # as the package's own __init__ declares
                 sys.modules[self._package] = root
                 importlib.import_module(f"{self._package}._jsii")
             self._root = root
@@ -62,16 +100,11 @@ class ProviderBindings:
         if submodule.startswith("_"):
             raise AttributeError(submodule)
         self._load_root()
-        try:
-            return importlib.import_module(f"{self._package}.{submodule}")
-        except ModuleNotFoundError as exc:
-            raise AttributeError(
-                f"{self._package} has no submodule {submodule!r}"
-            ) from exc
+        return import_submodule(self._package, submodule)
 
 
 aws = ProviderBindings("cdktf_cdktf_provider_aws")
 helm = ProviderBindings("cdktf_cdktf_provider_helm")
 kubernetes = ProviderBindings("cdktf_cdktf_provider_kubernetes")
 
-__all__ = ["EAGER_ENV", "ProviderBindings", "aws", "helm", "kubernetes"]
+__all__ = ["EAGER_ENV", "ProviderBindings", "aws", "helm", "import_submodule", "kubernetes"]
