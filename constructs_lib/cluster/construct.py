@@ -27,6 +27,7 @@ from constructs_lib.iam import (
     render_statements,
     service_principal,
 )
+from constructs_lib.tags import apply_tags
 
 
 class GpuEksCluster(ClusterBase):
@@ -269,6 +270,7 @@ class GpuEksCluster(ClusterBase):
             host=self._cluster.endpoint,
             ca_certificate_pem=Fn.base64decode(self.cluster_certificate_authority_data),
             cluster_name=self._cluster.name, region=self._region)
+        apply_tags(self, dict(props.tags))
 
     @staticmethod
     def from_attributes(scope: Construct, id_: str, *, cluster_name: str,

@@ -12,6 +12,7 @@ from typing import Literal
 
 from constructs_lib._cdktf import Token
 from constructs_lib.cluster.addons import CLOUDWATCH_ADDON, DEFAULT_ADDON_VERSIONS, REQUIRED_ADDONS
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "sqs", "sns", "logs")
@@ -156,14 +157,17 @@ class GpuEksClusterProps:
     cloudwatch_observability_version: str | None = None
     model_bucket_arn: str | None = None
     model_bucket_kms_key_arn: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
+    # Merged into every taggable resource the construct creates and into the system nodes'
+    # instances, volumes and network interfaces (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addon_versions", MappingProxyType(dict(self.addon_versions)))
         for name in ("endpoint_public_access_cidrs", "admin_role_arns",
-                     "enabled_cluster_log_types", "tags"):
+                     "enabled_cluster_log_types"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         if not _NAME_RE.match(self.name):
             problems.append("name must be 2-20 characters of lowercase letters, digits and '-', "
                             f'starting with a letter (got "{self.name}")')

@@ -33,6 +33,7 @@ from constructs_lib.ingress.props import (
 )
 from constructs_lib.ingress.queues import RuntimeQueue
 from constructs_lib.packaging import build_zip
+from constructs_lib.tags import apply_tags
 from task_contract import CLAIM_CHECK_PREFIX
 
 
@@ -177,6 +178,7 @@ class ServerlessIngress(Construct):
         self._api, self._stage, self._api_key = rest.api, rest.stage, rest.api_key
         self._usage_plan = rest.usage_plan
         self._build_alarms()
+        apply_tags(self, dict(props.tags))
 
     # ------------------------------------------------------------------------------------
     def _build_alarms(self) -> None:

@@ -35,6 +35,7 @@ from constructs_lib.karpenter.props import (
     RUNTIME_TAINT_KEY,
     KarpenterGpuPoolProps,
 )
+from constructs_lib.tags import apply_tags
 from constructs_lib.teardown import destroy_step
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ class KarpenterGpuPool(Construct):
                 # Destroyed before the controller, which then terminates the pool's nodes.
                 depends_on=[self._release, self._node_access, self._wait_for_nodes],
             )
+        apply_tags(self, dict(props.tags))
 
     def _pool_values(self, pool: PoolPlan) -> dict[str, Any]:
         props = self._props

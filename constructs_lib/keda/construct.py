@@ -26,6 +26,7 @@ from constructs_lib.keda.props import (
     ScalingConsistencyError,
 )
 from constructs_lib.keda.scaled import ScaledRuntime, scaling_problems
+from constructs_lib.tags import apply_tags
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import ExistingCluster, GpuEksCluster
@@ -86,6 +87,7 @@ class KedaSqsScaler(Construct):
             max_history=5,
             depends_on=[*cluster.ready, *identity_resources],
         )
+        apply_tags(self, dict(props.tags))
 
     def _check_operator_values(self, values: Mapping[str, Any]) -> None:
         account = (values.get("serviceAccount") or {}).get("operator") or {}

@@ -26,6 +26,7 @@ from constructs_lib.runtime.props import (
     SdRuntimeProps,
 )
 from constructs_lib.runtime.repository import AgentImageRepository
+from constructs_lib.tags import apply_tags
 from task_contract import LONG_POLL_SECONDS
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ class SdRuntime(Construct):
             problems.extend(exc.problems)
         if problems:
             raise RuntimeConsistencyError(runtime, problems)
+        apply_tags(self, dict(props.tags))
 
     # --- attributes ------------------------------------------------------------------------
     @property

@@ -16,6 +16,7 @@ from constructs_lib.iam import (
     Statement,
     grant,
 )
+from constructs_lib.tags import Tags, apply_tags, check_tags, normalize_tags
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
@@ -32,9 +33,12 @@ class ModelBucketProps:
     bucket_name: str | None = None
     force_destroy: bool = False
     noncurrent_version_expiration_days: int = 30
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         for key in ("existing_bucket_name", "bucket_name"):
             value = getattr(self, key)
             if value is not None and (not BUCKET_RE.match(value) or ".." in value):
@@ -89,6 +93,7 @@ class ModelBucket(Construct):
         self._name = bucket.bucket
         self._arn = bucket.arn
         self._created = True
+        apply_tags(self, dict(props.tags))
 
     @property
     def bucket_name(self) -> str:
