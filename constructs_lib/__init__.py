@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from constructs_lib._providers import AWS_PROVIDER_VERSIONS
     from constructs_lib.cluster import (
         ExistingCluster,
         ExistingVpcProps,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 
 # Public name -> the module defining it.
 _EXPORTS: dict[str, str] = {
+    # what a stack declares for the AWS provider
+    "AWS_PROVIDER_VERSIONS": "constructs_lib._providers",
     # ServerlessIngress
     "ServerlessIngress": "constructs_lib.ingress.construct",
     "ServerlessIngressProps": "constructs_lib.ingress.props",
@@ -101,6 +104,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AWS_PROVIDER_VERSIONS",
     "AgentImageRepository",
     "AgentImageRepositoryProps",
     "ContainerImage",

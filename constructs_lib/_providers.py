@@ -31,6 +31,11 @@ from types import ModuleType
 from constructs_lib import _cdktf  # noqa: F401 - jsii environment first
 
 EAGER_ENV = "SD_EAGER_PROVIDER_IMPORT"
+# The hashicorp/aws releases the synthesized configuration works with: 5.x from 5.99 (the
+# bindings are generated from 5.99.1; nothing older is checked) and 6.x, whose schema has
+# every resource, argument and attribute used, unchanged and not deprecated
+# (tests/synth/test_provider_compat.py). A stack declares it in required_providers.
+AWS_PROVIDER_VERSIONS = ">= 5.99, < 7.0"
 
 
 def import_submodule(package: str, name: str) -> ModuleType:
@@ -61,38 +66,55 @@ def _submodule_attributes(root: ModuleType) -> tuple[Callable[[str], ModuleType]
 
 
 class ProviderBindings:
-    """Attribute access to a prebuilt provider's submodules, imported on first use."""
+    """Attribute access to a prebuilt provider's submodules, imported on first use.
+
+    Creating one registers the package (unless it is already imported, or eager imports are
+    asked for): from then on ``import <package>.<submodule>`` anywhere in the process loads
+    that submodule alone.
+    """
 
     def __init__(self, package: str) -> None:
         self._package = package
         self._lock = threading.Lock()
         self._root: ModuleType | None = None
+        self._registered = self._register()
 
     @property
     def package(self) -> str:
         return self._package
 
+    def _register(self) -> bool:
+        if os.environ.get(EAGER_ENV) == "1" or self._package in sys.modules:
+            return False
+        spec = importlib.util.find_spec(self._package)
+        if spec is None or spec.loader is None:
+            return False  # reported on first use
+        root = importlib.util.module_from_spec(spec)
+        # Registered but not executed: its __init__ would import every submodule.
+        # Submodules load on attribute access instead, for this library and for any
+        # other code of the process.
+        root.__getattr__, root.__dir__ = _submodule_attributes(root)  # type: ignore[attr-defined]
+        root.__all__ = []  # as the package's own __init__ declares
+        sys.modules[self._package] = root
+        return True
+
     def _load_root(self) -> ModuleType:
         with self._lock:
             if self._root is not None:
                 return self._root
-            if os.environ.get(EAGER_ENV) == "1" or self._package in sys.modules:
-                root = importlib.import_module(self._package)
+            root = sys.modules.get(self._package)
+            if self._registered and root is not None:
+                # The jsii assembly every submodule needs, once.
+                importlib.import_module(f"{self._package}._jsii")
             else:
-                spec = importlib.util.find_spec(self._package)
-                if spec is None or spec.loader is None:
+                try:
+                    root = importlib.import_module(self._package)
+                except ModuleNotFoundError as exc:
+                    if exc.name != self._package:
+                        raise
                     raise ModuleNotFoundError(
                         f"provider bindings {self._package!r} are not installed; "
-                        "run `make install`"
-                    )
-                root = importlib.util.module_from_spec(spec)
-                # Registered but not executed: its __init__ would import every submodule.
-                # Submodules load on attribute access instead, for this library and for
-                # any other code of the process.
-                root.__getattr__, root.__dir__ = _submodule_attributes(root)  # type: ignore[attr-defined]
-                root.__all__ = []  # as the package's own __init__ declares
-                sys.modules[self._package] = root
-                importlib.import_module(f"{self._package}._jsii")
+                        "run `make install`", name=self._package) from None
             self._root = root
             return root
 
@@ -107,4 +129,12 @@ aws = ProviderBindings("cdktf_cdktf_provider_aws")
 helm = ProviderBindings("cdktf_cdktf_provider_helm")
 kubernetes = ProviderBindings("cdktf_cdktf_provider_kubernetes")
 
-__all__ = ["EAGER_ENV", "ProviderBindings", "aws", "helm", "import_submodule", "kubernetes"]
+__all__ = [
+    "AWS_PROVIDER_VERSIONS",
+    "EAGER_ENV",
+    "ProviderBindings",
+    "aws",
+    "helm",
+    "import_submodule",
+    "kubernetes",
+]

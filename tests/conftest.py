@@ -73,3 +73,11 @@ def synthesized(tmp_path_factory, example_config) -> Synthesized:
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     return Synthesized(synth(example_config, outdir))
+
+
+@pytest.fixture(scope="session")
+def consumer_synth(tmp_path_factory) -> Synthesized:
+    """The consumer project of ``examples/`` (its own app and stack), synthesized once."""
+    from tests.support.consumer import synth_example
+
+    return Synthesized(synth_example(tmp_path_factory.mktemp("consumer")))

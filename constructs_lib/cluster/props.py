@@ -131,6 +131,12 @@ class ExistingVpcProps:
             if not Token.is_unresolved(subnet) and not re.fullmatch(r"subnet-[0-9a-f]{8,17}",
                                                                      subnet):
                 out.append(f'existing_vpc.private_subnet_ids: "{subnet}" is not a subnet id')
+        if self.tag_subnets_for_discovery and any(
+                Token.is_unresolved(s) for s in self.private_subnet_ids):
+            out.append("existing_vpc.tag_subnets_for_discovery needs literal subnet ids (each "
+                       "names its tag's construct ID): with subnet references, tag the subnets "
+                       f"{DISCOVERY_TAG}=<cluster name> where they are created and set it to "
+                       "False")
         if len(set(self.private_subnet_ids)) != len(self.private_subnet_ids):
             out.append("existing_vpc.private_subnet_ids lists a subnet twice")
         return out
