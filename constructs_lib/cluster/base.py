@@ -5,8 +5,9 @@ Helm provider reaches it. :class:`GpuEksCluster` and :class:`ExistingCluster` sh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from constructs_lib._cdktf import Construct, TerraformResource
+from constructs_lib._cdktf import Construct, Fn, TerraformResource
 from constructs_lib._providers import aws
 from constructs_lib.iam import POD_IDENTITY_ACTIONS, POD_IDENTITY_PRINCIPAL, Condition, Role
 
@@ -35,20 +36,60 @@ def aws_cli_connection(*, host: str, ca_certificate_pem: str, cluster_name: str,
 
 
 class ClusterBase(Construct):
-    """The attributes and helpers every cluster construct offers (subclasses set them)."""
+    """The attributes and helpers every cluster construct offers.
 
-    # Set by the subclass before any helper runs.
+    A subclass calls :meth:`_set_cluster` with the ``aws_eks_cluster`` it creates or looks
+    up, and sets the account, region and partition it reads.
+    """
+
     _account_id: str
     _region: str
     _partition: str
+    _cluster: Any  # aws_eks_cluster resource or data source
+    _physical_name: str
+    _kubernetes_version: str
+    _kubernetes: KubernetesConnection
+
+    def _set_cluster(self, cluster: Any, *, physical_name: str,
+                     kubernetes_version: str) -> None:
+        self._cluster = cluster
+        self._physical_name = physical_name
+        self._kubernetes_version = kubernetes_version
+        self._kubernetes = aws_cli_connection(
+            host=cluster.endpoint,
+            ca_certificate_pem=Fn.base64decode(self.cluster_certificate_authority_data),
+            cluster_name=cluster.name, region=self._region)
+
+    @property
+    def physical_cluster_name(self) -> str:
+        """The cluster's name as a plain string (known at synth, for IAM condition keys)."""
+        return self._physical_name
 
     @property
     def cluster_name(self) -> str:
-        raise NotImplementedError
+        return self._cluster.name
 
     @property
     def cluster_arn(self) -> str:
-        raise NotImplementedError
+        return self._cluster.arn
+
+    @property
+    def cluster_endpoint(self) -> str:
+        return self._cluster.endpoint
+
+    @property
+    def cluster_certificate_authority_data(self) -> str:
+        """Base64-encoded CA bundle, as EKS returns it."""
+        return self._cluster.certificate_authority.get(0).data
+
+    @property
+    def kubernetes_version(self) -> str:
+        return self._kubernetes_version
+
+    @property
+    def kubernetes_connection(self) -> KubernetesConnection:
+        """What the Helm and Kubernetes providers of the stack need to reach the cluster."""
+        return self._kubernetes
 
     @property
     def region(self) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from constructs_lib._cdktf import Construct, Fn, TerraformResource, Token
+from constructs_lib._cdktf import Construct, TerraformResource, Token
 from constructs_lib._providers import aws
 from constructs_lib.cluster.addons import BEFORE_NODES, create_addon, model_bucket_statements
-from constructs_lib.cluster.base import ClusterBase, KubernetesConnection, aws_cli_connection
+from constructs_lib.cluster.base import ClusterBase
 from constructs_lib.cluster.existing import ExistingCluster
 from constructs_lib.cluster.network import Network
 from constructs_lib.cluster.props import (
@@ -123,7 +123,7 @@ class GpuEksCluster(ClusterBase):
             retention_in_days=props.log_retention_days, kms_key_id=self._key.arn,
         )
         ekc = aws.eks_cluster
-        self._cluster = ekc.EksCluster(
+        eks_cluster = ekc.EksCluster(
             self, "Cluster",
             name=cluster_name,
             version=props.kubernetes_version,
@@ -151,6 +151,8 @@ class GpuEksCluster(ClusterBase):
             # The policy outlives the cluster on destroy (EKS needs it to clean up ENIs).
             depends_on=[self._log_group, cluster_policy],
         )
+        self._set_cluster(eks_cluster, physical_name=cluster_name,
+                          kubernetes_version=props.kubernetes_version)
 
         # --- access entries ---------------------------------------------------------------
         admins: list[tuple[str, str]] = []
@@ -266,10 +268,6 @@ class GpuEksCluster(ClusterBase):
         for addon in sorted(set(versions) - set(REQUIRED_ADDONS)):
             self._addon(addon, versions)
 
-        self._kubernetes = aws_cli_connection(
-            host=self._cluster.endpoint,
-            ca_certificate_pem=Fn.base64decode(self.cluster_certificate_authority_data),
-            cluster_name=self._cluster.name, region=self._region)
         apply_tags(self, dict(props.tags))
 
     @staticmethod
@@ -301,32 +299,6 @@ class GpuEksCluster(ClusterBase):
     @property
     def props(self) -> GpuEksClusterProps:
         return self._props
-
-    @property
-    def physical_cluster_name(self) -> str:
-        """The cluster's name as a plain string (known at synth, for IAM condition keys)."""
-        return self._props.physical_cluster_name
-
-    @property
-    def cluster_name(self) -> str:
-        return self._cluster.name
-
-    @property
-    def cluster_arn(self) -> str:
-        return self._cluster.arn
-
-    @property
-    def cluster_endpoint(self) -> str:
-        return self._cluster.endpoint
-
-    @property
-    def cluster_certificate_authority_data(self) -> str:
-        """Base64-encoded CA bundle, as EKS returns it."""
-        return self._cluster.certificate_authority.get(0).data
-
-    @property
-    def kubernetes_version(self) -> str:
-        return self._props.kubernetes_version
 
     @property
     def vpc_id(self) -> str:
@@ -363,9 +335,6 @@ class GpuEksCluster(ClusterBase):
         """What an in-cluster ``helm_release`` must depend on: nodes and add-ons."""
         return [self._node_group, *self._addons.values()]
 
-    @property
-    def kubernetes_connection(self) -> KubernetesConnection:
-        return self._kubernetes
 
 
 def _attach_managed(role: Role, key: str, policy_arn: str) -> TerraformResource:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from constructs_lib._cdktf import Construct, Fn, TerraformResource, Token
+from constructs_lib._cdktf import Construct, TerraformResource, Token
 from constructs_lib._providers import aws
-from constructs_lib.cluster.base import ClusterBase, KubernetesConnection, aws_cli_connection
+from constructs_lib.cluster.base import ClusterBase
 from constructs_lib.cluster.props import CLUSTER_NAME_RE, K8S_VERSION_RE, SYSTEM_NODE_SELECTOR
 
 
@@ -45,47 +45,18 @@ class ExistingCluster(ClusterBase):
         if problems:
             raise ValueError("ExistingCluster: " + "; ".join(problems))
         super().__init__(scope, id_)
-        self._physical_name = cluster_name
-        self._kubernetes_version = kubernetes_version
         self._selector = MappingProxyType(dict(system_node_selector))
         self._node_count = system_node_count
         self._ready = list(ready)
-        self._cluster = aws.data_aws_eks_cluster.DataAwsEksCluster(
-            self, "Cluster", name=cluster_name)
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "Caller")
         partition = aws.data_aws_partition.DataAwsPartition(self, "Partition")
         region = aws.data_aws_region.DataAwsRegion(self, "Region")
         self._account_id = identity.account_id
         self._partition = partition.partition
         self._region = region.id  # the region's name in every AWS provider 5.x and 6.x
-        self._kubernetes = aws_cli_connection(
-            host=self._cluster.endpoint,
-            ca_certificate_pem=Fn.base64decode(self.cluster_certificate_authority_data),
-            cluster_name=self._cluster.name, region=self._region)
-
-    @property
-    def physical_cluster_name(self) -> str:
-        return self._physical_name
-
-    @property
-    def cluster_name(self) -> str:
-        return self._cluster.name
-
-    @property
-    def cluster_arn(self) -> str:
-        return self._cluster.arn
-
-    @property
-    def cluster_endpoint(self) -> str:
-        return self._cluster.endpoint
-
-    @property
-    def cluster_certificate_authority_data(self) -> str:
-        return self._cluster.certificate_authority.get(0).data
-
-    @property
-    def kubernetes_version(self) -> str:
-        return self._kubernetes_version
+        self._set_cluster(aws.data_aws_eks_cluster.DataAwsEksCluster(
+            self, "Cluster", name=cluster_name), physical_name=cluster_name,
+            kubernetes_version=kubernetes_version)
 
     @property
     def system_node_selector(self) -> dict[str, str]:
@@ -98,8 +69,4 @@ class ExistingCluster(ClusterBase):
     @property
     def ready(self) -> list[TerraformResource]:
         return list(self._ready)
-
-    @property
-    def kubernetes_connection(self) -> KubernetesConnection:
-        return self._kubernetes
 
