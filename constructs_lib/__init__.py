@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from constructs_lib._providers import AWS_PROVIDER_VERSIONS
+    from constructs_lib._providers import AWS_PROVIDER_VERSIONS, HELM_PROVIDER_VERSIONS
     from constructs_lib.cluster import (
         ExistingCluster,
         ExistingVpcProps,
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     # what a stack declares for the AWS provider
     "AWS_PROVIDER_VERSIONS": "constructs_lib._providers",
+    "HELM_PROVIDER_VERSIONS": "constructs_lib._providers",
     # ServerlessIngress
     "ServerlessIngress": "constructs_lib.ingress.construct",
     "ServerlessIngressProps": "constructs_lib.ingress.props",
@@ -105,6 +106,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AWS_PROVIDER_VERSIONS",
+    "HELM_PROVIDER_VERSIONS",
     "AgentImageRepository",
     "AgentImageRepositoryProps",
     "ContainerImage",

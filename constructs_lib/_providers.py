@@ -36,6 +36,9 @@ EAGER_ENV = "SD_EAGER_PROVIDER_IMPORT"
 # every resource, argument and attribute used, unchanged and not deprecated
 # (tests/synth/test_provider_compat.py). A stack declares it in required_providers.
 AWS_PROVIDER_VERSIONS = ">= 5.99, < 7.0"
+# The hashicorp/helm releases the releases' arguments (values, the provider's kubernetes
+# block with exec) are written for: 2.17 and later 2.x; the Helm bindings are 2.17.0's.
+HELM_PROVIDER_VERSIONS = "~> 2.17"
 
 
 def import_submodule(package: str, name: str) -> ModuleType:
@@ -132,6 +135,7 @@ kubernetes = ProviderBindings("cdktf_cdktf_provider_kubernetes")
 __all__ = [
     "AWS_PROVIDER_VERSIONS",
     "EAGER_ENV",
+    "HELM_PROVIDER_VERSIONS",
     "ProviderBindings",
     "aws",
     "helm",

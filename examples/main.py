@@ -19,6 +19,7 @@ import os
 # below loads its one submodule (about a second) instead of all 2,100 (8-12 s, ~1 GB).
 from constructs_lib import (
     AWS_PROVIDER_VERSIONS,
+    HELM_PROVIDER_VERSIONS,
     AgentImageRepository,
     AgentImageRepositoryProps,
     ExistingVpcProps,
@@ -105,6 +106,8 @@ class PlatformStack(TerraformStack):
             tags=TAGS,
         ))
         # The Helm provider of this stack reaches the new cluster.
+        self.add_override("terraform.required_providers.helm",
+                          {"source": "hashicorp/helm", "version": HELM_PROVIDER_VERSIONS})
         connection = cluster.kubernetes_connection
         HelmProvider(self, "helm", kubernetes=HelmProviderKubernetes(
             host=connection.host,

@@ -15,7 +15,7 @@ from constructs_lib import karpenter as karpenter_lib
 from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from constructs_lib._providers import AWS_PROVIDER_VERSIONS, aws, helm
+from constructs_lib._providers import AWS_PROVIDER_VERSIONS, HELM_PROVIDER_VERSIONS, aws, helm
 from constructs_lib.cluster import GpuEksCluster
 from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
 from sdaas import props as props_lib
@@ -29,8 +29,7 @@ EMULATED_SERVICES = (
 
 
 AWS_PROVIDER_CONSTRAINT = AWS_PROVIDER_VERSIONS
-# The Helm bindings are generated from hashicorp/helm 2.17.0.
-HELM_PROVIDER_CONSTRAINT = "~> 2.17"
+HELM_PROVIDER_CONSTRAINT = HELM_PROVIDER_VERSIONS
 
 
 @dataclass(frozen=True, kw_only=True)
