@@ -24,6 +24,10 @@ Creates
       aws-mountpoint-s3-csi-driver (its Pod Identity role may only read the model bucket)
       and, when pinned, amazon-cloudwatch-observability.
 
+A cluster created elsewhere serves ``KarpenterGpuPool``, ``KedaSqsScaler`` and ``SdRuntime``
+too: ``GpuEksCluster.from_attributes(scope, "Cluster", cluster_name=..., kubernetes_version=...)``
+looks it up and creates nothing (:class:`ExistingCluster` says what it must run).
+
 It configures no provider. ``kubernetes_connection`` carries what ``main.py`` needs for the
 Helm and Kubernetes providers (endpoint, CA, an ``aws eks get-token`` exec command).
 

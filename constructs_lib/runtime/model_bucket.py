@@ -95,6 +95,14 @@ class ModelBucket(Construct):
         self._created = True
         apply_tags(self, dict(props.tags))
 
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, bucket_name: str,
+                        kms_key_arn: str | None = None) -> ModelBucket:
+        """A model bucket owned elsewhere (looked up, never changed); ``kms_key_arn`` is its
+        customer key when it uses SSE-KMS with one (readers are granted ``kms:Decrypt``)."""
+        return ModelBucket(scope, id_, props=ModelBucketProps(
+            existing_bucket_name=bucket_name, existing_kms_key_arn=kms_key_arn))
+
     @property
     def bucket_name(self) -> str:
         return self._name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_every_binding_class_the_library_uses_exists_in_cdk_terrains_bindings():
         names = set(archive.namelist())
         for module, cls in sorted(uses):
             source = f"cdktn_provider_aws/{module}/__init__.py"
-            if source not in names or f"\nclass {cls}(" not in archive.read(source).decode():
+            if source not in names or not re.search(
+                    rf"^class {cls}\b", archive.read(source).decode(), re.MULTILINE):
                 missing.append(f"{module}.{cls}")
     assert missing == []
 

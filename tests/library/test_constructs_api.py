@@ -151,3 +151,18 @@ def test_the_cluster_constructs_run_on_a_cluster_owned_elsewhere():
     with pytest.raises(ValueError, match="cluster_name must be the cluster's literal name"):
         GpuEksCluster.from_attributes(stack, "Bad", cluster_name=cluster.cluster_name,
                                       kubernetes_version="1.35")
+
+
+def test_a_model_bucket_owned_elsewhere_is_looked_up_and_granted_with_its_key():
+    stack = TerraformStack(_cdktf.Testing.app(), "bucket")
+    key = "arn:aws:kms:us-west-2:123456789012:key/0c5b1f0e-1111-2222-3333-444455556666"
+    models = ModelBucket.from_attributes(stack, "Models", bucket_name="team-models",
+                                         kms_key_arn=key)
+    reader = aws.iam_role.IamRole(stack, "Reader", name="reader", assume_role_policy="{}")
+    made = models.grant_read(reader, prefix="sdxl")
+    assert not models.created
+    assert made.actions == ("s3:ListBucket", "s3:GetObject", "kms:Decrypt")
+    doc = json.loads(_cdktf.Testing.synth(stack))
+    assert "aws_s3_bucket" not in doc.get("resource", {})
+    ((_, bucket),) = doc["data"]["aws_s3_bucket"].items()
+    assert bucket["bucket"] == "team-models"
