@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from constructs_lib.models import CHECKPOINT_DIRS
+from sdaas.terraform import TerraformError, read_output
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's smallest part (but the last)
@@ -312,23 +311,9 @@ def bucket_from_terraform(stack_dir: Path) -> str:
             "`make apply` first"
         )
     try:
-        proc = subprocess.run(
-            ["terraform", f"-chdir={stack_dir}", "output", "-json", "model_bucket"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-    except FileNotFoundError:
-        raise UploadError("terraform is not installed: pass --bucket") from None
-    except subprocess.TimeoutExpired:
-        raise UploadError("terraform output did not answer within 120 s: pass --bucket") from None
-    if proc.returncode != 0:
-        raise UploadError(
-            f"cannot read the model_bucket output in {stack_dir} (has the stack been "
-            f"applied?): {proc.stderr.strip() or proc.stdout.strip()}"
-        )
-    try:
-        value = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        raise UploadError(f"terraform output model_bucket is not JSON: {proc.stdout!r}") from None
+        value = read_output(stack_dir, "model_bucket")
+    except TerraformError as exc:
+        raise UploadError(f"{exc}: pass --bucket") from None
     if not isinstance(value, str) or not value:
         raise UploadError(f"terraform output model_bucket is not a bucket name: {value!r}")
     return value

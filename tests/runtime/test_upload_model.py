@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from sdaas import upload_model
+from sdaas import terraform, upload_model
 from sdaas.config import EXAMPLE_CONFIG, load_config
 from sdaas.upload_model import (
     MIB,
@@ -160,9 +160,10 @@ def test_bucket_from_terraform_reads_the_model_bucket_output(tmp_path, monkeypat
         calls.append(args)
         return Done()
 
-    monkeypatch.setattr(upload_model.subprocess, "run", fake_run)
+    monkeypatch.setattr(terraform.subprocess, "run", fake_run)
     assert upload_model.bucket_from_terraform(tmp_path) == "sdaas-models-123456789012-us-west-2"
-    assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-json", "model_bucket"]]
+    assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-no-color", "-json",
+                      "model_bucket"]]
 
 
 # --- units -------------------------------------------------------------------------------
