@@ -178,7 +178,6 @@ class ExistingVpc(_Model):
     private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
         min_length=2
     )
-    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     tag_subnets_for_discovery: bool = Field(
         True, description="Add karpenter.sh/discovery=<cluster> to the private subnets."
     )
