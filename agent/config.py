@@ -23,6 +23,7 @@ from task_contract.logformat import LEVELS
 from task_contract.metadata import RUNTIME_TYPES
 from task_contract.record import TASK_TTL_DAYS, TASK_TTL_DAYS_RANGE
 
+METRICS_NAMESPACE = "SdAsync/QueueAgent"  # CloudWatch namespace of the embedded metrics
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -75,7 +76,7 @@ class AgentConfig:
     kube_api_url: str | None = None
     kube_serviceaccount_dir: str = DEFAULT_SERVICEACCOUNT_DIR
     comfyui_poll_seconds: float = 0.1
-    metrics_namespace: str = "SdAsync/QueueAgent"
+    metrics_namespace: str = METRICS_NAMESPACE
 
 
 class _Reader:
@@ -207,7 +208,7 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
         kube_serviceaccount_dir=r.raw("AGENT_KUBE_SERVICEACCOUNT_DIR")
         or DEFAULT_SERVICEACCOUNT_DIR,
         comfyui_poll_seconds=r.number("AGENT_COMFYUI_POLL_SECONDS", 0.1, float, 0.01, 10),
-        metrics_namespace=r.raw("AGENT_METRICS_NAMESPACE") or "SdAsync/QueueAgent",
+        metrics_namespace=r.raw("AGENT_METRICS_NAMESPACE") or METRICS_NAMESPACE,
     )
     if config.retry_delay_max_seconds < config.retry_delay_seconds:
         r.problems.append(

@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agent import logs
 from agent.aws import AwsClients
+from agent.coldstart import ColdStart
 from agent.config import AgentConfig
 from agent.errors import TaskError, TransientError, clip
 from agent.inputs import InputFetcher
@@ -55,7 +56,8 @@ _STOP = object()
 class Pipeline:
     def __init__(self, config: AgentConfig, clients: AwsClients, adapter: RuntimeAdapter,
                  fetcher: InputFetcher | None = None,
-                 annotator: PodAnnotator | None = None) -> None:
+                 annotator: PodAnnotator | None = None,
+                 cold_start: ColdStart | None = None) -> None:
         self.config = config
         self.adapter = adapter
         self.store = OutputStore(clients.s3, config.bucket)
@@ -64,6 +66,7 @@ class Pipeline:
         self.publisher = ResultPublisher(clients.sns, config.topic_arn)
         self.fetcher = fetcher or InputFetcher(config, clients.s3)
         self.annotator = annotator or PodAnnotator(config)
+        self.cold_start = cold_start or ColdStart(config)
         self.queue = InputQueue(clients.sqs, config)
         self.stopping = threading.Event()
         self.runtime_ready = threading.Event()
@@ -175,6 +178,7 @@ class Pipeline:
             if self.adapter.ready():
                 self.runtime_ready.set()
                 logs.event("runtime_ready", url=self.config.api_base_url)
+                self.cold_start.runtime_ready()
                 return
             if not announced:
                 logs.event("waiting_for_runtime", url=self.config.api_base_url)
@@ -271,6 +275,7 @@ class Pipeline:
             logs.event("task_received", task_id=task.id, tasktype=task.tasktype,
                        attempt=job.attempts, receive_count=job.receive_count,
                        source=task.source, queue_wait=round(job.timings["queue_wait"], 3))
+            self.cold_start.first_task()
             job.prepared = self.adapter.prepare(task, self.fetcher.fetch)
         except TaskError as exc:
             self._not_started(job)

@@ -27,10 +27,11 @@ from constructs_lib import karpenter as karpenter_lib
 from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from constructs_lib._providers import aws, helm
+from constructs_lib._providers import AWS_PROVIDER_VERSIONS, HELM_PROVIDER_VERSIONS, aws, helm
 from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
 from sdaas import props as props_lib
 from sdaas.config import Config, LocalState
+from sdaas.dashboard import DashboardSource, RuntimeSource, service_dashboard
 
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
@@ -38,9 +39,8 @@ EMULATED_SERVICES = (
     "logs", "s3", "sns", "sqs", "sts",
 )
 
-AWS_PROVIDER_CONSTRAINT = "~> 5.99"
-# The Helm bindings are generated from hashicorp/helm 2.17.0.
-HELM_PROVIDER_CONSTRAINT = "~> 2.17"
+AWS_PROVIDER_CONSTRAINT = AWS_PROVIDER_VERSIONS
+HELM_PROVIDER_CONSTRAINT = HELM_PROVIDER_VERSIONS
 
 
 class Part(StrEnum):
@@ -170,7 +170,7 @@ def _aws_provider(stack: TerraformStack, config: Config, emulation: Emulation | 
         )
     prov.AwsProvider(stack, "aws", **kwargs)
     # The bindings pin the exact provider they were generated from (5.99.1); users get any
-    # compatible 5.x release from the official source.
+    # release the library supports (5.x from 5.99, and 6.x) from the official source.
     stack.add_override("terraform.required_providers.aws",
                        {"source": "hashicorp/aws", "version": AWS_PROVIDER_CONSTRAINT})
 
@@ -256,6 +256,31 @@ def _service_outputs(stack: TerraformStack, built: Built) -> None:
     _outputs(stack, outputs)
 
 
+def _dashboard(stack: TerraformStack, config: Config, built: Built) -> None:
+    """The service's dashboard, when the stack holds the service (ingress, cluster and
+    runtimes), composed from the constructs' attributes."""
+    ingress, cluster = built.ingress, built.cluster
+    if ingress is None or cluster is None or not built.runtimes:
+        return
+    queues = {name: ingress.queue_for(name) for name in built.runtimes}
+    dashboard = service_dashboard(stack, "Dashboard", dashboard_name=config.name, source=(
+        DashboardSource(
+            region=config.region, api_name=ingress.api_name, stage_name=ingress.stage_name,
+            function_names={"ingest": ingress.ingest_function_name,
+                            "status": ingress.status_function_name},
+            runtimes=[RuntimeSource(name=n, queue_name=queues[n].queue_name,
+                                    dlq_name=queues[n].dlq_name or "", namespace=rt.namespace)
+                      for n, rt in built.runtimes.items()],
+            cluster_name=cluster.cluster_name if cluster.container_insights_enabled else None,
+            alarm_arns=ingress.alarm_arns,
+            oldest_task_alarm_seconds=config.queue.oldest_message_alarm_seconds)))
+    _outputs(stack, [(
+        "dashboard_url",
+        f"https://{config.region}.console.aws.amazon.com/cloudwatch/home?region="
+        f"{config.region}#dashboards/dashboard/{dashboard.dashboard_name}",
+        "The service's CloudWatch dashboard")])
+
+
 def build_stack(app: App, config: Config, *, parts: Iterable[Part] = EVERYTHING,
                 edits: Edits | None = None, emulation: Emulation | None = None,
                 stack_name: str | None = None) -> Built:
@@ -315,6 +340,7 @@ def build_stack(app: App, config: Config, *, parts: Iterable[Part] = EVERYTHING,
     built = Built(app=app, stack=stack, ingress=ingress, models=models, cluster=cluster,
                   karpenter=karpenter, scaler=scaler, repository=repository, runtimes=runtimes)
     _service_outputs(stack, built)
+    _dashboard(stack, config, built)
     return built
 
 

@@ -42,6 +42,7 @@ CONFIG_ENV = "SD_CONFIG"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 RUNTIME_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 DURATION_RE = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 
 
 class ConfigError(ValueError):
@@ -137,9 +138,14 @@ class AlarmConfig(_Model):
 class NewVpc(_Model):
     cidr: str = "10.0.0.0/16"
     az_count: int = Field(3, ge=2, le=6)
-    nat_gateways: Literal["one_per_az", "single"] = "one_per_az"
+    nat_gateways: Literal["one_per_az", "single"] = Field(
+        "single", description="One NAT gateway (the idle floor), or one per zone "
+        "(zone-independent egress, one more gateway per zone)."
+    )
     interface_endpoints: bool = Field(
-        True, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs endpoints."
+        False, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs interface "
+        "endpoints in every zone: AWS calls stay in the VPC, for a fixed price per endpoint "
+        "and zone. Off: they cross the NAT (TLS); image layers use the S3 gateway endpoint."
     )
     flow_logs: bool = Field(True, description="VPC flow logs to CloudWatch Logs (KMS).")
     availability_zones: list[str] = Field(
@@ -172,16 +178,19 @@ class ExistingVpc(_Model):
     private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
         min_length=2
     )
-    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     tag_subnets_for_discovery: bool = Field(
         True, description="Add karpenter.sh/discovery=<cluster> to the private subnets."
     )
 
 
 class SystemNodeGroup(_Model):
-    instance_type: str = Field("m7i.large", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    instance_type: str = Field(
+        "t4g.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        description="Where Karpenter, KEDA, CoreDNS and the observability agents run; the "
+        "AMI follows its architecture (Graviton types such as t4g get arm64).",
+    )
     desired_size: int = Field(2, ge=1, le=10)
-    volume_gib: int = Field(50, ge=20, le=1024, description="Encrypted gp3 root volume.")
+    volume_gib: int = Field(20, ge=20, le=1024, description="Encrypted gp3 root volume.")
 
 
 class ClusterConfig(_Model):
@@ -213,8 +222,13 @@ class ClusterConfig(_Model):
         },
         description="Managed add-on versions, pinned (`aws eks describe-addon-versions`).",
     )
-    cloudwatch_observability_version: str | None = Field(
-        None, description="Pin to install amazon-cloudwatch-observability."
+    cloudwatch_observability_version: str | Literal[False] = Field(
+        "v6.2.0-eksbuild.1",
+        description="Pinned amazon-cloudwatch-observability add-on (container logs, "
+        "Container Insights and GPU metrics, the queue agent's metrics); false turns it off.",
+    )
+    container_log_retention_days: int = Field(
+        30, description="Retention of the /aws/containerinsights/<cluster>/... log groups."
     )
 
     @field_validator("endpoint_public_access_cidrs")
@@ -227,6 +241,14 @@ class ClusterConfig(_Model):
                 raise ValueError(f'"{cidr}" is not a CIDR block') from None
             if net.prefixlen == 0:
                 raise ValueError(f"{cidr} opens the API endpoint to the whole internet")
+        return value
+
+    @field_validator("cloudwatch_observability_version")
+    @classmethod
+    def _observability(cls, value: str | Literal[False]) -> str | Literal[False]:
+        if value is not False and not ADDON_VERSION_RE.match(value):
+            raise ValueError(f'must be a pinned add-on version like v6.2.0-eksbuild.1, or false '
+                             f'(got "{value}")')
         return value
 
     @field_validator("admin_role_arns")

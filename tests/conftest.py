@@ -42,3 +42,22 @@ def synthesized(tmp_path_factory, example_config) -> StackDoc:
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     return StackDoc(synth(example_config, outdir))
+
+
+@pytest.fixture(scope="session")
+def upstream_crds(synthesized):
+    """The CRDs of the upstream charts the example plan pins (karpenter-crd, keda),
+    rendered from the pinned archives: what custom resources are validated against."""
+    from tests.support.upstream import plan_crds
+
+    (cluster,) = synthesized.resources("aws_eks_cluster").values()
+    return plan_crds(synthesized.doc, cluster["version"])
+
+
+@pytest.fixture(scope="session")
+def consumer_synth(tmp_path_factory) -> StackDoc:
+    """The consumer project of ``examples/`` (its own app and stack), synthesized once."""
+    from tests.support.consumer import synth_example
+
+    return StackDoc(synth_example(tmp_path_factory.mktemp("consumer")))
+

@@ -32,7 +32,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
     role = Role(scope, "Role", name=f"{function_name}-lambda",
                 assumed_by=service_principal("lambda.amazonaws.com"),
                 description=f"{function_name} Lambda function")
-    policy = role.add_policy("Function", [
+    grant = role.add_policy("Function", [
         *statements,
         Statement(sid="WriteLogs", actions=("logs:CreateLogStream", "logs:PutLogEvents"),
                   resources=(f"{log_group.arn}:*",)),
@@ -59,7 +59,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
         environment=fn.LambdaFunctionEnvironment(variables=environment),
         logging_config=fn.LambdaFunctionLoggingConfig(
             log_format="Text", log_group=log_group.name),
-        depends_on=[log_group, policy],
+        depends_on=[log_group, grant.policy],
     )
     return function
 

@@ -14,8 +14,9 @@ from constructs_lib._cdktf import (
     TerraformResource,
 )
 from constructs_lib._providers import aws, helm
+from constructs_lib.assets import chart_dir
 from constructs_lib.durations import format_duration
-from constructs_lib.helm_values import REPO_ROOT, deep_merge, dump_values, load_values
+from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
     Condition,
     Role,
@@ -34,14 +35,15 @@ from constructs_lib.karpenter.props import (
     RUNTIME_TAINT_KEY,
     KarpenterGpuPoolProps,
 )
+from constructs_lib.tags import apply_tags
 from constructs_lib.teardown import destroy_step
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
 
 
 KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
-GPU_NODEPOOL_CHART_DIR = REPO_ROOT / "charts" / "gpu-nodepool"
+GPU_NODEPOOL_CHART = "gpu-nodepool"
 # Families whose GPUs need a newer NVIDIA driver than the Bottlerocket NVIDIA variants
 # ship: nodes would join without a usable GPU.
 NEWER_DRIVER_FAMILY_RE = re.compile(r"^g7")
@@ -50,7 +52,7 @@ NEWER_DRIVER_FAMILY_RE = re.compile(r"^g7")
 class KarpenterGpuPool(Construct):
     """Karpenter (identity, interruption handling, Helm release) and the GPU pools."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  props: KarpenterGpuPoolProps) -> None:
         super().__init__(scope, id_)
         check_karpenter_compatibility(props.chart_version, cluster.kubernetes_version)
@@ -136,7 +138,7 @@ class KarpenterGpuPool(Construct):
             "nodeSelector": cluster.system_node_selector,
         })
         replicas = int(values.get("replicas", 1))
-        system_nodes = cluster.props.system_node_desired_size
+        system_nodes = cluster.system_node_count
         if replicas > system_nodes:
             # The chart keeps replicas on different nodes (required pod anti-affinity), and
             # only system nodes may run the controller: the release would never be ready.
@@ -172,7 +174,7 @@ class KarpenterGpuPool(Construct):
         )
 
         # --- GPU pools --------------------------------------------------------------------
-        chart = TerraformAsset(self, "GpuNodePoolChart", path=str(GPU_NODEPOOL_CHART_DIR),
+        chart = TerraformAsset(self, "GpuNodePoolChart", path=str(chart_dir(GPU_NODEPOOL_CHART)),
                                type=AssetType.DIRECTORY)
         pool_defaults = load_values("gpu-nodepool")
         # Destroyed after every pool and before the controller: waits until Karpenter has
@@ -197,6 +199,7 @@ class KarpenterGpuPool(Construct):
                 # Destroyed before the controller, which then terminates the pool's nodes.
                 depends_on=[self._release, self._node_access, self._wait_for_nodes],
             )
+        apply_tags(self, dict(props.tags))
 
     def _pool_values(self, pool: PoolPlan) -> dict[str, Any]:
         props = self._props

@@ -26,6 +26,7 @@ from constructs_lib.runtime.props import (
     SdRuntimeProps,
 )
 from constructs_lib.runtime.repository import AgentImageRepository
+from constructs_lib.tags import apply_tags
 from task_contract import LONG_POLL_SECONDS
 from task_contract.delivery import (
     VISIBILITY_TIMEOUT_SECONDS,
@@ -34,7 +35,7 @@ from task_contract.delivery import (
 )
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
     from constructs_lib.ingress import ServerlessIngress
     from constructs_lib.karpenter import GpuPoolRef, KarpenterGpuPool
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 class SdRuntime(Construct):
     """One runtime's namespace, identity, chart release and scaler (module docstring)."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  ingress: ServerlessIngress, pool: KarpenterGpuPool, scaler: KedaSqsScaler,
                  model_bucket: ModelBucket, agent_repository: AgentImageRepository | None = None,
                  props: SdRuntimeProps) -> None:
@@ -78,14 +79,12 @@ class SdRuntime(Construct):
             name=f"{props.name}-{runtime}-runtime",
             description=f"Pods of runtime {runtime}: queue agent and model volume",
         )
-        role_name = self._role.role_name
-        ingress.grant_consume(self._role, runtime, role_name=role_name)
-        ingress.grant_write_outputs(self._role, role_name=role_name)
-        ingress.grant_update_status(self._role, role_name=role_name)
-        ingress.grant_publish_results(self._role, role_name=role_name)
-        ingress.grant_read_claim_checks(self._role, role_name=role_name)
-        model_bucket.grant_read(self._role, prefix=props.effective_model_prefix,
-                                role_name=role_name)
+        ingress.grant_consume(self._role, runtime)
+        ingress.grant_write_outputs(self._role)
+        ingress.grant_update_status(self._role)
+        ingress.grant_publish_results(self._role)
+        ingress.grant_read_claim_checks(self._role)
+        model_bucket.grant_read(self._role, prefix=props.effective_model_prefix)
 
         identity = Construct(self, "PodIdentity")
         association = {"namespace": namespace, "service_account": service_account}
@@ -105,7 +104,7 @@ class SdRuntime(Construct):
         agent_image = props.agent_image or (
             agent_repository.image(props.agent_image_tag) if agent_repository else None
         )
-        visibility = ingress.props.visibility_timeout_seconds
+        visibility = queue.visibility_timeout_seconds
         generated: dict[str, Any] = {
             "runtime": runtime_values,
             "agent": {
@@ -121,7 +120,7 @@ class SdRuntime(Construct):
                 "topicArn": ingress.result_topic_arn,
                 "bucket": ingress.output_bucket_name,
                 "table": ingress.task_table_name,
-                "taskTtlDays": ingress.props.task_ttl_days,
+                "taskTtlDays": ingress.task_ttl_days,
             },
             "aws": {"region": cluster.region},
             "models": {"bucket": model_bucket.bucket_name,
@@ -197,6 +196,7 @@ class SdRuntime(Construct):
             problems.extend(exc.problems)
         if problems:
             raise RuntimeConsistencyError(runtime, problems)
+        apply_tags(self, dict(props.tags))
 
     # --- attributes ------------------------------------------------------------------------
     @property
