@@ -143,7 +143,8 @@ def test_each_dead_letter_intake_is_mapped_to_the_consumer(deployed):
     cfg = dead_letter_config(function["Environment"]["Variables"])
     assert cfg.table == outputs["task_table"]
     assert cfg.topic_arn == outputs["result_topic_arn"]
-    mappings = lam.list_event_source_mappings(FunctionName="sdaas-dead-letters")[
+    # By ARN: moto matches the name the mapping was created with (the function's ARN).
+    mappings = lam.list_event_source_mappings(FunctionName=function["FunctionArn"])[
         "EventSourceMappings"]
     assert {m["EventSourceArn"] for m in mappings} == set(cfg.sources)
     assert {m["BatchSize"] for m in mappings} == {1}
