@@ -191,7 +191,10 @@ def test_comfy_validation_errors(comfy) -> None:
     def submit(workflow: Any) -> requests.Response:
         return requests.post(f"{comfy.url}/prompt", json={"prompt": workflow}, timeout=10)
 
-    assert submit([]).json()["error"]["type"] == "invalid_prompt"
+    assert submit([]).json()["error"]["type"] == "prompt_no_outputs"  # as ComfyUI answers
+    not_an_object = submit([1, 2])
+    assert not_an_object.status_code == 500
+    assert not_an_object.headers["Content-Type"] == "text/plain; charset=utf-8"
     no_class = submit({"1": {"inputs": {}}})
     assert no_class.status_code == 400 and "class_type" in no_class.json()["error"]["message"]
     no_output = submit({"1": {"class_type": "KSampler", "inputs": {}}})
@@ -200,13 +203,20 @@ def test_comfy_validation_errors(comfy) -> None:
     workflow["8"]["inputs"]["samples"] = ["99", 0]
     bad_link = submit(workflow)
     assert bad_link.status_code == 400
-    assert bad_link.json()["node_errors"]["8"]["errors"][0]["type"] == "bad_linked_input"
+    error = bad_link.json()["node_errors"]["8"]["errors"][0]
+    assert (error["type"], error["details"]) == ("exception_during_inner_validation", "'99'")
     load = {"1": {"class_type": "LoadImage", "inputs": {"image": "missing.png"}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                       "filename_prefix": "x"}}}
     missing = submit(load)
-    assert missing.json()["node_errors"]["1"]["errors"][0]["type"] == "value_not_in_list"
+    assert missing.json()["node_errors"]["1"]["errors"][0]["details"] == \
+        "image - Invalid image file: missing.png"
     refused = text_to_image_workflow("x [preview:invalid]")
     assert submit(refused).json()["node_errors"]["6"]["class_type"] == "CLIPTextEncode"
+    custom = {"1": {"class_type": "MyCustomLoader", "inputs": {"path": "a.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                         "filename_prefix": "x"}}}
+    assert submit(custom).status_code == 200  # custom node classes are accepted
 
 
 def test_comfy_upload_then_load_image(comfy) -> None:
@@ -216,7 +226,8 @@ def test_comfy_upload_then_load_image(comfy) -> None:
     assert upload.status_code == 200
     assert upload.json() == {"name": "in.png", "subfolder": "", "type": "input"}
     entry = _run(comfy, {"1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
-                         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}})
+                         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                                    "filename_prefix": "in"}}})
     image = entry["outputs"]["2"]["images"][0]
     data = requests.get(f"{comfy.url}/view", params=image, timeout=10).content
     assert image_size(data) == (30, 20)

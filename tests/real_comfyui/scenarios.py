@@ -48,10 +48,11 @@ def save_image(source: str, prefix: str) -> dict[str, Any]:
     return {"class_type": "SaveImage", "inputs": {"images": [source, 0], "filename_prefix": prefix}}
 
 
-def slow_workflow(prefix: str, blurs: int = 5, size: int = 1024) -> dict[str, Any]:
-    """EmptyImage size x size -> ``blurs`` x ImageBlur radius 31 -> SaveImage: seconds of
-    CPU work per blur on the real server, and no model weights."""
-    workflow: dict[str, Any] = {"1": empty_image(size, size, color=0x336699)}
+def slow_workflow(prefix: str, blurs: int = 5, size: int = 1024,
+                  color: int = 0x336699) -> dict[str, Any]:
+    """EmptyImage size x size -> ``blurs`` x ImageBlur radius 31 -> SaveImage: about a second
+    of CPU work per blur on the real server, and no model weights."""
+    workflow: dict[str, Any] = {"1": empty_image(size, size, color=color)}
     previous = "1"
     for index in range(blurs):
         node = str(10 + index)
