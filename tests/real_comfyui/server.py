@@ -278,7 +278,7 @@ class ComfyServer:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)  # ComfyUI's own clean exit (KeyboardInterrupt)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
