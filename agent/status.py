@@ -120,15 +120,18 @@ class TaskTable:
         return int(answer.get("attempts", 1)), None
 
     def mark_final(self, task: Task, status: str, images: list[str], error: dict[str, Any] | None,
-                   timings: dict[str, float], output_location: str) -> bool:
+                   timings: dict[str, float], output_location: str,
+                   outputs: list[dict[str, Any]]) -> bool:
         """Write the final status once; False when the task was already final."""
-        names = {"#images": "images", "#error": "error", "#timings": "timings",
+        names = {"#images": "images", "#outputs": "outputs", "#error": "error",
+                 "#timings": "timings",
                  "#updated": "updated_at", "#published": "result_published",
                  "#output": "output_location", "#created": "created_at",
                  "#runtime": "runtime", "#tasktype": "tasktype", "#expires": "expires_at",
                  "#context": "context"}
         expression = (
-            "SET #status = :status, #images = :images, #error = :error, #timings = :timings, "
+            "SET #status = :status, #images = :images, #outputs = :outputs, #error = :error, "
+            "#timings = :timings, "
             "#updated = :now, #published = :false, #output = :output, "
             "#created = if_not_exists(#created, :now), #runtime = if_not_exists(#runtime, :rt), "
             "#tasktype = if_not_exists(#tasktype, :tt), "
@@ -136,7 +139,8 @@ class TaskTable:
             "#context = if_not_exists(#context, :context)"
         )
         values = {
-            ":status": status, ":images": images, ":error": error, ":timings": timings,
+            ":status": status, ":images": images, ":outputs": outputs, ":error": error,
+            ":timings": timings,
             ":now": now_iso(), ":false": False, ":output": output_location,
             ":rt": task.runtime, ":tt": task.tasktype,
             ":expires": int(time.time()) + self._ttl_seconds,

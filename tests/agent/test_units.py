@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from agent.heartbeat import Heartbeat
-from agent.images import sniff
+from agent.images import media_type, sniff
 from agent.notify import message_from_record
 from agent.report import redact_images
 from tests.agent.harness import REPO, Stack, wait_for
@@ -56,9 +56,30 @@ def test_result_message_from_a_record() -> None:
               "timings": {"total": 1.5}, "images": []}
     message = message_from_record(record, "b")
     assert message == {"runtime": "sdruntime", "id": "r1", "result": False, "status": "failed",
-                       "image_url": [], "output_url": "s3://b/out/r1/result.json",
+                       "image_url": [], "outputs": [], "output_url": "s3://b/out/r1/result.json",
                        "context": {"a": 1}, "error": record["error"],
                        "timings": {"total": 1.5}}
+    outputs = [{"url": "s3://b/out/r2/video-0.webm", "content_type": "video/webm",
+                "animated": True}]
+    done = {**record, "id": "r2", "status": "completed", "error": None,
+            "images": [], "outputs": outputs}
+    assert message_from_record(done, "b")["outputs"] == outputs
+    older = {**done, "images": ["s3://b/out/r2/image-0.png"]}
+    del older["outputs"]  # written before outputs were recorded
+    assert message_from_record(older, "b")["outputs"] == [
+        {"url": "s3://b/out/r2/image-0.png", "content_type": "image/png", "animated": False}]
+
+
+def test_output_formats_are_told_by_their_bytes() -> None:
+    webp_animated = b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02" + bytes(10)
+    assert media_type(webp_animated).animated is True
+    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm"
+    assert (media_type(webm).ext, media_type(webm).kind) == ("webm", "video")
+    mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00"
+    assert (media_type(mp4).content_type, media_type(mp4).kind) == ("video/mp4", "video")
+    assert media_type(_encode("PNG")).animated is False
+    assert media_type(_encode("JPEG")).content_type == "image/jpeg"
+    assert media_type(b"glTF binary") is None
 
 
 def test_heartbeat_extends_held_messages_and_stops_when_dropped(agent_emulator) -> None:

@@ -157,7 +157,8 @@ def test_timings_agree_and_saved_pngs_carry_the_workflow(
     base = f"output/empty-{name}"
     objects = stack.objects(f"{base}/")
     document = json.loads(objects[f"{base}/result.json"])
-    assert document["timings"] == result["timings"] == stack.record(f"empty-{name}")["timings"]
+    recorded = {k: float(v) for k, v in stack.record(f"empty-{name}")["timings"].items()}
+    assert document["timings"] == result["timings"] == recorded
     assert document["timings"]["upload"] > 0
     with Image.open(io.BytesIO(objects[f"{base}/image-0.png"])) as image:
         assert image.size == (64, 48)
