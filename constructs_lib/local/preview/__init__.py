@@ -43,16 +43,18 @@ Endpoints (shapes as in the runtimes' own APIs):
   classes (custom nodes) are accepted with their links checked. No WebSocket: clients poll
   ``/history`` (the queue agent does).
 
-Modules: ``markers`` (the markers above), ``drawing`` (placeholder pictures), ``sdwebui``,
-``comfyui`` with ``comfyui_validation``, ``comfyui_nodes`` (generated definitions),
-``comfyui_nodes_behaviour`` and ``comfyui_media``, and ``server`` (HTTP and command line).
+Modules: ``markers`` (the markers above), ``drawing`` (placeholder pictures), ``sdwebui``;
+``comfyui`` (routes, queue, history) with ``comfyui_validation``, ``comfyui_execution``,
+``comfyui_files``, ``comfyui_answers``, ``comfyui_nodes`` (generated definitions),
+``comfyui_nodes_behaviour`` and ``comfyui_media``; ``server`` (HTTP and command line).
 
 Run one by hand::
 
     python -m constructs_lib.local.preview --type sdwebui --port 8080 --seconds-per-image 1
 """
 
-from constructs_lib.local.preview.comfyui import ComfyUiPreview, ExecutionFault
+from constructs_lib.local.preview.comfyui import ComfyUiPreview
+from constructs_lib.local.preview.comfyui_execution import ExecutionFault
 from constructs_lib.local.preview.drawing import LABEL
 from constructs_lib.local.preview.sdwebui import (
     BATCH_KEYS,
