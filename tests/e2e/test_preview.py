@@ -285,3 +285,20 @@ def test_runs_as_a_program_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_comfy_saves_the_workflow_in_pngs_unless_metadata_is_disabled() -> None:
+    workflow = {"1": {"class_type": "EmptyImage", "inputs": {
+        "width": 16, "height": 8, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                   "filename_prefix": "meta"}}}
+    chunks = []
+    for disabled in (False, True):
+        with PreviewServer("comfyui", seconds_per_image=0.01,
+                           disable_metadata=disabled) as server:
+            image = _run(server, workflow)["outputs"]["2"]["images"][0]
+            data = requests.get(f"{server.url}/view", params=image, timeout=10).content
+            chunks.append(png_text(data))
+    assert json.loads(chunks[0]["prompt"]) == workflow
+    assert "prompt" not in chunks[1]
+    assert LABEL in chunks[1]["parameters"]

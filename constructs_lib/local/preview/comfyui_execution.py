@@ -27,7 +27,7 @@ from constructs_lib.local.preview.comfyui_nodes_behaviour import (
     temp_prefix,
 )
 from constructs_lib.local.preview.comfyui_validation import Catalogue, full_type_name
-from constructs_lib.local.preview.markers import MARKER_RE, markers_in
+from constructs_lib.local.preview.markers import markers_in
 
 
 @dataclass
@@ -148,8 +148,8 @@ class Executor:
         run.add("execution_start", prompt_id=run.prompt_id)
         signatures = self._signatures(prompt)
         with self._lock:
-            self._cache = {sig: v for sig, v in self._cache.items()
-                           if sig in set(signatures.values())}
+            wanted = set(signatures.values())
+            self._cache = {sig: v for sig, v in self._cache.items() if sig in wanted}
             cache = dict(self._cache)
             present = {(n, prompt[n]["class_type"]) for n in prompt}
             self._temp_prefixes = {k: v for k, v in self._temp_prefixes.items() if k in present}
@@ -249,8 +249,7 @@ class Executor:
 
     def _fault(self, prompt: dict[str, Any], node_id: str) -> Exception | None:
         node = prompt[node_id]
-        if MARKER_RE.search(json.dumps(node.get("inputs") or {}, default=str)) and \
-                markers_in(json.dumps(node.get("inputs") or {}, default=str)).fail:
+        if markers_in(json.dumps(node.get("inputs") or {}, default=str)).fail:
             return NodeFailure("PreviewFailure",
                                "the workflow asked the preview runtime to fail ([preview:fail])")
         with self._lock:
