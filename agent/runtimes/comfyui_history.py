@@ -6,7 +6,8 @@ be seconds later. So the entry of an interrupted prompt cannot be deleted at onc
 janitor watches it (one background thread while there is something to watch) and deletes it
 as soon as it appears. It stops watching a prompt that is no longer queued or running and
 has no entry (it was deleted from the queue before it ran, or the history was cleared), and
-gives up, with a warning, after a bounded time.
+everything when ComfyUI no longer accepts connections (its history, kept in memory, is gone
+with it, as at pod shutdown); it gives up, with a warning, after a bounded time.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class HistoryJanitor:
         """One pass over the watched prompts."""
         try:
             queued = self._queued()
+        except requests.ConnectionError:
+            # Nothing listens: ComfyUI is gone (pod shutdown), and its history with it.
+            with self._lock:
+                gone, self._watched = list(self._watched), {}
+            logs.event("history_cleanup_runtime_gone", prompt_ids=gone)
+            return
         except (requests.RequestException, ValueError) as exc:
             self._expire(reason=type(exc).__name__)
             return

@@ -180,8 +180,12 @@ def test_an_output_of_a_format_the_agent_does_not_store_fails_the_task(
 def test_history_janitor_stops_watching_what_will_never_have_an_entry(
         comfyui: FakeComfyUI) -> None:
     comfy = adapter(comfyui)
-    janitor = HistoryJanitor(comfy.url, lambda: comfy.session, 0.05, 60)
+    janitor = HistoryJanitor(comfy.url, lambda: comfy.session, 0.05, 600)
     janitor.watch("never-submitted")
+    assert janitor.wait(10)
+    assert janitor.pending() == []
+    comfyui.die()  # a runtime that is gone took its history with it
+    janitor.watch("submitted-before-the-runtime-died")
     assert janitor.wait(10)
     assert janitor.pending() == []
 
