@@ -16,7 +16,7 @@ import sys
 # bytecode writing off (PYTHONDONTWRITEBYTECODE).
 sys.dont_write_bytecode = False
 
-from constructs_lib.config import ConfigError, config_path, load_config  # noqa: E402
+from sdaas.config import ConfigError, config_path, load_config  # noqa: E402
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from constructs_lib.app import synth  # noqa: PLC0415 - after the config is known good
+    from sdaas.app import synth  # noqa: PLC0415 - after the config is known good
 
     outdir = os.environ.get("CDKTF_OUTDIR", "cdktf.out")
     stack_dir = synth(config, outdir)

@@ -38,7 +38,7 @@ from typing import Any
 
 import requests
 
-from constructs_lib.local.emulator import FAKE_CREDENTIALS, Emulator
+from sdaas.local.emulator import FAKE_CREDENTIALS, Emulator
 from tests.agent.harness import Stack, free_port
 from tests.fakes.sdwebui import FakeSdWebUI
 

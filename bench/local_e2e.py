@@ -1,6 +1,6 @@
 """End-to-end figures of the local stack: what the plumbing around the runtime costs.
 
-The stack is ``make local``'s (constructs_lib.local.stack): moto's server, the real
+The stack is ``make local``'s (sdaas.local.stack): moto's server, the real
 ServerlessIngress applied with Terraform, the API adapter over the real Lambda handlers, the
 real queue agent, and a PREVIEW runtime that takes a fixed time per image. Tasks go in
 through HTTP (``POST /v1alpha2``) to one SD WebUI runtime; a task is done when the status
@@ -44,14 +44,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: `python bench/local_e2e.py`
     sys.path.insert(0, str(REPO))
 
-from constructs_lib.config import config_path  # noqa: E402
-from constructs_lib.local.emulator import FAKE_CREDENTIALS  # noqa: E402
-from constructs_lib.local.stack import (  # noqa: E402
-    LocalSettings,
-    LocalStack,
-    LocalStackError,
-    TerminalProgress,
-)
+from sdaas.config import config_path  # noqa: E402
+from sdaas.local.emulator import FAKE_CREDENTIALS  # noqa: E402
+from sdaas.local.errors import LocalStackError  # noqa: E402
+from sdaas.local.progress import TerminalProgress  # noqa: E402
+from sdaas.local.settings import LocalSettings  # noqa: E402
+from sdaas.local.stack import LocalStack  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from constructs_lib.local.emulator import Emulator
+from sdaas.local.emulator import Emulator
 from tests.agent import netfence
 from tests.agent.awsfaults import AwsFaults
 from tests.agent.harness import AgentProcess, Stack

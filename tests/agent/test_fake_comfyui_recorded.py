@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from constructs_lib.local.preview.comfyui_nodes import COMFYUI_VERSION, NODE_CLASSES
+from sdaas.local.preview.comfyui_nodes import COMFYUI_VERSION, NODE_CLASSES
 from tests.fakes.comfyui import FakeComfyUI
 from tests.real_comfyui.record import recording_path, without_file_lists
 from tests.real_comfyui.scenarios import SCENARIOS, differences, run_scenarios

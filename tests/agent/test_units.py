@@ -14,7 +14,6 @@ from PIL import Image
 
 from agent.heartbeat import Heartbeat
 from agent.images import media_type, sniff
-from agent.notify import message_from_record
 from agent.report import redact_images
 from tests.agent.harness import REPO, Stack, wait_for
 
@@ -47,27 +46,6 @@ def test_inline_image_data_is_removed_from_parameters() -> None:
                                                                   "weight": 1}
     assert clean["prompt"] == params["prompt"] and clean["seed"] == 3 and clean["mask"] is None
     assert len(json.dumps(clean)) < 1000
-
-
-def test_result_message_from_a_record() -> None:
-    record = {"id": "r1", "runtime": "sdruntime", "status": "failed",
-              "output_location": "s3://b/out/r1", "context": '{"a":1}',
-              "error": {"code": "x", "message": "m", "details": []},
-              "timings": {"total": 1.5}, "images": []}
-    message = message_from_record(record, "b")
-    assert message == {"runtime": "sdruntime", "id": "r1", "result": False, "status": "failed",
-                       "image_url": [], "outputs": [], "output_url": "s3://b/out/r1/result.json",
-                       "context": {"a": 1}, "error": record["error"],
-                       "timings": {"total": 1.5}}
-    outputs = [{"url": "s3://b/out/r2/video-0.webm", "content_type": "video/webm",
-                "animated": True}]
-    done = {**record, "id": "r2", "status": "completed", "error": None,
-            "images": [], "outputs": outputs}
-    assert message_from_record(done, "b")["outputs"] == outputs
-    older = {**done, "images": ["s3://b/out/r2/image-0.png"]}
-    del older["outputs"]  # written before outputs were recorded
-    assert message_from_record(older, "b")["outputs"] == [
-        {"url": "s3://b/out/r2/image-0.png", "content_type": "image/png", "animated": False}]
 
 
 def test_output_formats_are_told_by_their_bytes() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from constructs_lib.local import api_adapter
-from constructs_lib.local.api_adapter import (
+from sdaas.local import api_adapter
+from sdaas.local.api_adapter import (
     AdapterError,
     ApiAdapter,
     ApiKeys,

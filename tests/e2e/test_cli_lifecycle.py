@@ -1,4 +1,4 @@
-"""``make local`` as a user runs it: ``python -m constructs_lib.local up`` in the foreground,
+"""``make local`` as a user runs it: ``python -m sdaas.local up`` in the foreground,
 a client against it, ``down`` from elsewhere, and Ctrl-C in the middle of starting. Either
 way nothing is left: no process carrying the stack's instance id, no open port."""
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib.local.stack import INSTANCE_ENV
-from tests.e2e.support import REPO, port_open, processes_with, wait_for
+from sdaas.local.environment import INSTANCE_ENV
+from sdaas.local.workdir import port_open
+from tests.e2e.support import REPO, processes_with, wait_for
 from tests.support.terraform import plugin_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform, pytest.mark.emulator]
@@ -24,7 +25,7 @@ def _up(workdir: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TF_PLUGIN_DIR": str(plugin_dir())}
     with log.open("wb") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "constructs_lib.local", "up", "--workdir", str(workdir),
+            [sys.executable, "-m", "sdaas.local", "up", "--workdir", str(workdir),
              "--seconds-per-image", "0.05"],
             cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
@@ -61,14 +62,14 @@ def test_up_client_down(tmp_path: Path) -> None:
         # The ready-to-paste client command works.
         example = workdir / "examples" / "sdruntime.json"
         client = subprocess.run(
-            [sys.executable, "-m", "constructs_lib.cli.sdctl", "--local-dir", str(workdir),
+            [sys.executable, "-m", "sdaas.cli.sdctl", "--local-dir", str(workdir),
              "submit", str(example), "--wait", "--out", str(tmp_path / "out")],
             capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
         assert client.returncode == 0, client.stderr
         assert (tmp_path / "out" / "hello-sdruntime" / "image-0.png").exists()
 
         down = subprocess.run(
-            [sys.executable, "-m", "constructs_lib.local", "down", "--workdir", str(workdir)],
+            [sys.executable, "-m", "sdaas.local", "down", "--workdir", str(workdir)],
             capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
         assert down.returncode == 0, down.stdout + down.stderr
         assert "nothing left running" in down.stdout
@@ -76,7 +77,7 @@ def test_up_client_down(tmp_path: Path) -> None:
         _assert_nothing_left(state["instance"], ports)
         assert not (workdir / "connection.json").exists()
         again = subprocess.run(
-            [sys.executable, "-m", "constructs_lib.local", "down", "--workdir", str(workdir)],
+            [sys.executable, "-m", "sdaas.local", "down", "--workdir", str(workdir)],
             capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
         assert again.returncode == 0 and "no local stack is running" in again.stdout
     finally:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from constructs_lib.local.emulator import Emulator
+from sdaas.local.emulator import Emulator
 
 pytestmark = [pytest.mark.emulator]
 

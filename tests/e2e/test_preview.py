@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from constructs_lib.local.preview import LABEL, PreviewServer
+from sdaas.local.preview import LABEL, PreviewServer
 from tests.e2e.support import REPO, image_size, png, png_text, wait_for
 from tests.fakes.comfyui import text_to_image_workflow
 
@@ -270,7 +270,7 @@ def test_comfy_queue_and_interrupt(comfy) -> None:
 def test_runs_as_a_program_until_sigterm(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "constructs_lib.local.preview", "--type", "comfyui",
+        [sys.executable, "-m", "sdaas.local.preview", "--type", "comfyui",
          "--ready-file", str(ready)], cwd=REPO, env={**os.environ},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from constructs_lib.local.preview import ComfyUiPreview, ExecutionFault
+from sdaas.local.preview import ComfyUiPreview, ExecutionFault
 from tests.fakes.base import FakeServer, Request, Response
 
 CHECKPOINTS = ("v1-5-pruned-emaonly.safetensors",)

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from constructs_lib.local.preview import BATCH_KEYS, IMG2IMG_KEYS, SINGLE_KEYS, TXT2IMG_KEYS
+from sdaas.local.preview import BATCH_KEYS, IMG2IMG_KEYS, SINGLE_KEYS, TXT2IMG_KEYS
 from tests.fakes.base import FakeServer, Request, Response, render_png
 
 # The A1111 request fields (FastAPI rejects any other key with 422): one list, shared with

@@ -31,7 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plans = builtin_plans(Path(tmp) / "builtin")
         if args.aws_mirror:
-            from constructs_lib.local.emulator import Emulator
+            from sdaas.local.emulator import Emulator
 
             with Emulator() as emulator:
                 plans |= aws_plans(Path(tmp) / "aws", args.aws_mirror, emulator.endpoint)

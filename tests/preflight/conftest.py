@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from constructs_lib.preflight import Clients
+from sdaas.preflight import Clients
 
 REGION = "us-west-2"
 _accounts = itertools.count(210000000001)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from constructs_lib.config import parse_config
-from constructs_lib.preflight import inputs_from_config, main
+from sdaas.config import parse_config
+from sdaas.preflight import inputs_from_config, main
 
 
 def _config(**karpenter):

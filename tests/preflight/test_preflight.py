@@ -14,8 +14,8 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructs_lib import preflight
-from constructs_lib.preflight import (
+from sdaas import preflight
+from sdaas.preflight import (
     BUILTIN_GPU_INSTANCE_TYPES,
     QUOTA_ON_DEMAND,
     QUOTA_SPOT,

@@ -62,7 +62,7 @@ def without_file_lists(definitions: dict[str, Any]) -> dict[str, Any]:
 
 def write_nodes_module(definitions: dict[str, Any], version: str) -> Path:
     """Regenerate the fake's node catalogue from the real server's definitions."""
-    from constructs_lib.local.preview import comfyui_nodes
+    from sdaas.local.preview import comfyui_nodes
 
     target = Path(comfyui_nodes.__file__)
     body = json.dumps(without_file_lists(definitions), indent=1, sort_keys=True)
@@ -87,7 +87,7 @@ NODE_CLASSES: dict[str, Any] = {body}
 
 
 def record(base_url: str, version: str) -> dict[str, Any]:
-    from constructs_lib.local.preview.comfyui_nodes import NODE_CLASSES
+    from sdaas.local.preview.comfyui_nodes import NODE_CLASSES
 
     return {"comfyui_version": version,
             "nodes": node_definitions(base_url, tuple(NODE_CLASSES)),

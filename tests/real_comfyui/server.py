@@ -36,6 +36,9 @@ import requests
 from tests.agent.harness import FENCE, free_port
 
 SOURCE_VARIABLE = "SD_COMFYUI_SOURCE"
+PINNED_VERSION = "0.3.64"  # the version the recorded answers come from
+PINNED_ARCHIVE = ("https://github.com/comfyanonymous/ComfyUI/archive/refs/tags/"
+                  f"v{PINNED_VERSION}.tar.gz")
 EXTRA_REQUIREMENTS = ("requests",)  # imported by app/frontend_management.py, not listed
 INSTALL_TIMEOUT_SECONDS = 1800.0
 START_TIMEOUT_SECONDS = 180.0
@@ -61,7 +64,8 @@ class ComfySource:
         if not value:
             raise SourceMissing(
                 f"{SOURCE_VARIABLE} is not set: the real-ComfyUI tier needs the ComfyUI source "
-                "(a directory or a .tar.gz/.zip archive of it)")
+                f"(a directory or a .tar.gz/.zip archive of it: ComfyUI {PINNED_VERSION}, e.g. "
+                f"{PINNED_ARCHIVE})")
         path = Path(value).expanduser()
         if not path.exists():
             raise SourceMissing(f"{SOURCE_VARIABLE}={value} does not exist")
@@ -69,6 +73,10 @@ class ComfySource:
         match = _VERSION.search(files["comfyui_version.py"])
         if match is None:
             raise SourceMissing(f"{SOURCE_VARIABLE}={value}: comfyui_version.py has no version")
+        if match.group(1) != PINNED_VERSION:
+            raise SourceMissing(
+                f"{SOURCE_VARIABLE}={value} is ComfyUI {match.group(1)}; the tier and its "
+                f"recorded answers are for ComfyUI {PINNED_VERSION} ({PINNED_ARCHIVE})")
         return cls(path=path, version=match.group(1), requirements=files["requirements.txt"])
 
     @property

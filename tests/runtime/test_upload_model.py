@@ -1,4 +1,4 @@
-"""``make upload-model`` (constructs_lib/upload_model.py) against the local S3 emulator:
+"""``make upload-model`` (sdaas/upload_model.py) against the local S3 emulator:
 multipart uploads with SHA-256 checksums, verified, to where each runtime type reads."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib import upload_model
-from constructs_lib.config import EXAMPLE_CONFIG, load_config
-from constructs_lib.upload_model import (
+from sdaas import terraform, upload_model
+from sdaas.config import EXAMPLE_CONFIG, load_config
+from sdaas.upload_model import (
     MIB,
     Destination,
     Progress,
@@ -160,9 +160,10 @@ def test_bucket_from_terraform_reads_the_model_bucket_output(tmp_path, monkeypat
         calls.append(args)
         return Done()
 
-    monkeypatch.setattr(upload_model.subprocess, "run", fake_run)
+    monkeypatch.setattr(terraform.subprocess, "run", fake_run)
     assert upload_model.bucket_from_terraform(tmp_path) == "sdaas-models-123456789012-us-west-2"
-    assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-json", "model_bucket"]]
+    assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-no-color", "-json",
+                      "model_bucket"]]
 
 
 # --- units -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib.config import EXAMPLE_CONFIG, REPO_ROOT
+from sdaas.config import EXAMPLE_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

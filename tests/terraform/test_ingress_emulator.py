@@ -1,7 +1,7 @@
 """ServerlessIngress applied with Terraform to moto's server, exercised, re-planned, destroyed.
 
 The stack is the real construct; only the AWS provider's endpoints point at the emulator.
-Known moto bugs that would show as drift are fixed in ``constructs_lib.local.emulator``
+Known moto bugs that would show as drift are fixed in ``sdaas.local.emulator``
 (each fix documented there); the no-drift check itself is never relaxed.
 """
 
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 
-from constructs_lib.local.emulator import Emulator
+from sdaas.local.emulator import Emulator
 from tests.support.terraform import Terraform, plugin_dir
 
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.slow]
@@ -25,20 +24,16 @@ REGION = "us-west-2"
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
-    from constructs_lib._cdktf import App
-    from constructs_lib.app import Emulation, build_ingress_stack
+    from sdaas.app import INGRESS_ONLY, Emulation, build_app
 
     emu = Emulator().start()
-    outdir = tmp_path_factory.mktemp("ingress-emulated")
-    app = App(outdir=str(outdir))
-    stack = build_ingress_stack(app, example_config, emulation=Emulation(endpoint=emu.endpoint))
-    app.synth()
-    tf = Terraform(Path(outdir) / "stacks" / stack.node.id)
+    built = build_app(example_config, tmp_path_factory.mktemp("ingress-emulated"),
+                      parts=INGRESS_ONLY, emulation=Emulation(endpoint=emu.endpoint))
+    tf = Terraform(built.synth())
     try:
         tf.init(backend=True)
         tf.run("apply", "-auto-approve", "-input=false")
-        outputs = {k: v["value"] for k, v in json.loads(tf.run("output", "-json").stdout).items()}
-        yield emu, tf, outputs
+        yield emu, tf, tf.outputs()
     finally:
         try:
             tf.run("destroy", "-auto-approve", "-input=false", check=False)

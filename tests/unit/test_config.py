@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from constructs_lib.config import (
+from sdaas.config import (
     EXAMPLE_CONFIG,
     REPO_ROOT,
     Config,
@@ -103,7 +103,7 @@ def test_json_schema_rejects_unknown_keys_like_the_loader():
 def test_main_prints_every_problem_and_exits_non_zero(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("runtimes:\n  - name: x1\n    type: sdweb\n")
-    proc = subprocess.run([sys.executable, "-m", "constructs_lib.config"], cwd=REPO_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "sdaas.config"], cwd=REPO_ROOT,
                           env={"SD_CONFIG": str(bad), "PATH": ""}, capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from constructs_lib.docs import REFERENCE, reference
+from sdaas.docs import REFERENCE, reference
 
 
 def test_reference_is_current(synthesized):

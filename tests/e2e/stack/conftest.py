@@ -1,6 +1,6 @@
 """One local stack for this package, brought up by the code ``make local`` runs.
 
-``LocalStack`` (constructs_lib.local.stack) with the example configuration: moto's server,
+``LocalStack`` (sdaas.local.stack) with the example configuration: moto's server,
 the real ServerlessIngress applied with Terraform, the API adapter over the real handlers,
 a PREVIEW runtime and the real queue agent per runtime. The preview draws an image in
 ``SECONDS_PER_IMAGE``, so the tests measure the plumbing, not a model.
@@ -18,9 +18,12 @@ import boto3
 import pytest
 import requests
 
-from constructs_lib.config import EXAMPLE_CONFIG
-from constructs_lib.local.stack import LocalSettings, LocalStack, RecordingProgress
-from tests.e2e.support import Tap, pid_alive, port_open, wait_for
+from sdaas.config import EXAMPLE_CONFIG
+from sdaas.local.progress import RecordingProgress
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
+from sdaas.local.workdir import port_open
+from tests.e2e.support import Tap, pid_alive, wait_for
 from tests.support.terraform import plugin_dir
 
 SECONDS_PER_IMAGE = 0.05

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from constructs_lib.cli import sdctl
-from constructs_lib.local.stack import AlreadyRunning, LocalSettings, LocalStack
+from sdaas.cli import sdctl
+from sdaas.local.errors import AlreadyRunning
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
 from tests.e2e.stack.conftest import Deployed
 from tests.e2e.support import REPO, reference_request
 
@@ -128,7 +130,7 @@ def test_a_second_stack_in_the_same_directory_is_refused(deployed: Deployed) -> 
     second.stop()
     assert connection_file.read_text() == before  # the running stack is untouched
     proc = subprocess.run(
-        [sys.executable, "-m", "constructs_lib.local", "up", "--workdir",
+        [sys.executable, "-m", "sdaas.local", "up", "--workdir",
          str(deployed.stack.workdir)], capture_output=True, text=True, timeout=120,
         check=False, cwd=REPO)
     assert proc.returncode == 3, proc.stderr

@@ -1,0 +1,89 @@
+"""Props of :class:`ServerlessIngress` and the reference it hands out for a runtime's queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from constructs_lib.tags import Tags, check_tags, normalize_tags
+
+RuntimeType = Literal["sdwebui", "comfyui"]
+SNS_MAX_BYTES = 262_144
+API_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeSpec:
+    """A runtime the front door routes to: its name, type and served checkpoints."""
+
+    name: str
+    type: RuntimeType
+    models: tuple[str, ...] = ()
+    dynamic_model: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerlessIngressProps:
+    runtimes: tuple[RuntimeSpec, ...]
+    name: str = "sdaas"
+    stage_name: str = "prod"
+    rate_limit_per_second: float = 30
+    burst_limit: int = 50
+    quota_per_day: int | None = None
+    visibility_timeout_seconds: int = 300
+    max_receive_count: int = 3
+    message_retention_seconds: int = 345_600
+    dlq_message_retention_seconds: int = 1_209_600
+    oldest_message_alarm_seconds: int = 900
+    output_expire_after_days: int = 30
+    task_ttl_days: int = 30
+    force_destroy_outputs: bool = False
+    lambda_reserved_concurrency: int = 20
+    lambda_memory_mb: int = 512
+    log_retention_days: int = 30
+    api_log_retention_days: int = 30
+    alarm_topic_arn: str | None = None
+    manage_api_gateway_account: bool = True
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runtimes", tuple(self.runtimes))
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
+        if not self.runtimes:
+            problems.append("runtimes must name at least one runtime")
+        names = [r.name for r in self.runtimes]
+        if len(set(names)) != len(names):
+            problems.append(f"runtime names must be unique (got {', '.join(names)})")
+        if self.burst_limit < 1 or self.rate_limit_per_second <= 0:
+            problems.append(
+                f"rate_limit_per_second must be > 0 and burst_limit >= 1 (got rate="
+                f"{self.rate_limit_per_second}, burst={self.burst_limit})"
+            )
+        if not 1 <= self.max_receive_count <= 1000:
+            problems.append(f"max_receive_count must be 1..1000 (got {self.max_receive_count})")
+        if not 0 <= self.visibility_timeout_seconds <= 43_200:
+            problems.append(
+                "visibility_timeout_seconds must be 0..43200 "
+                f"(got {self.visibility_timeout_seconds})"
+            )
+        if problems:
+            raise ValueError("ServerlessIngressProps: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeQueueRef:
+    """What other constructs need to know about one runtime's queue
+    (``ServerlessIngress.queue_for``, or built by hand for a queue owned elsewhere)."""
+
+    runtime: str
+    type: RuntimeType
+    queue_url: str
+    queue_arn: str
+    queue_name: str
+    dlq_url: str
+    dlq_arn: str
+    visibility_timeout_seconds: int
+    dlq_name: str | None = None
+
