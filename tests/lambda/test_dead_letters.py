@@ -135,7 +135,8 @@ def test_a_running_task_fails_once_with_its_receive_count(consumer: Consumer) ->
     assert result["attributes"] == {"runtime": "sdruntime", "status": "failed"}
     assert result["body"] == {
         "runtime": "sdruntime", "id": "poison-1", "result": False, "status": "failed",
-        "image_url": [], "output_url": f"s3://{BUCKET}/output/poison-1/result.json",
+        "image_url": [], "outputs": [],
+        "output_url": f"s3://{BUCKET}/output/poison-1/result.json",
         "context": {"order": 7}, "error": record["error"], "timings": {}}
 
     # The message is kept, body and attributes as they were.
