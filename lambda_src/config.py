@@ -99,15 +99,26 @@ def _integer(
     return value
 
 
+_UNREADABLE = object()
+
+
+def _json_variable(name: str, raw: str, problems: list[str]) -> object:
+    """The JSON document in variable ``name``; ``_UNREADABLE`` (and a problem) when it is
+    unset or not JSON."""
+    if not raw.strip():
+        problems.append(f"{name} is not set")
+        return _UNREADABLE
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problems.append(f"{name} is not valid JSON ({exc})")
+        return _UNREADABLE
+
+
 def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
     """Parse ``RUNTIMES``: ``{"<name>": {"type", "models", "dynamic_model"}}``."""
-    if not raw.strip():
-        problems.append("RUNTIMES is not set")
-        return {}
-    try:
-        document = json.loads(raw)
-    except ValueError as exc:
-        problems.append(f"RUNTIMES is not valid JSON ({exc})")
+    document = _json_variable("RUNTIMES", raw, problems)
+    if document is _UNREADABLE:
         return {}
     if not isinstance(document, dict) or not document:
         problems.append("RUNTIMES must be a non-empty JSON object of runtime name -> settings")
@@ -182,13 +193,8 @@ def status_config(env: Mapping[str, str] | None = None) -> StatusConfig:
 
 def parse_dead_letter_queues(raw: str, problems: list[str]) -> dict[str, DeadLetterSource]:
     """Parse ``DEAD_LETTER_QUEUES``: ``[{"runtime", "source_arn", "queue_url"}, ...]``."""
-    if not raw.strip():
-        problems.append("DEAD_LETTER_QUEUES is not set")
-        return {}
-    try:
-        document = json.loads(raw)
-    except ValueError as exc:
-        problems.append(f"DEAD_LETTER_QUEUES is not valid JSON ({exc})")
+    document = _json_variable("DEAD_LETTER_QUEUES", raw, problems)
+    if document is _UNREADABLE:
         return {}
     if not isinstance(document, list) or not document:
         problems.append("DEAD_LETTER_QUEUES must be a non-empty JSON array of "

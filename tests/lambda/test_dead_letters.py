@@ -276,6 +276,7 @@ def test_a_failed_copy_leaves_the_message_for_another_try(consumer: Consumer) ->
     ("", "DEAD_LETTER_QUEUES is not set"),
     ("{", "DEAD_LETTER_QUEUES is not valid JSON"),
     ("[]", "non-empty JSON array"),
+    ("null", "non-empty JSON array"),
     ('[{"runtime": "a", "source_arn": "x"}]', "DEAD_LETTER_QUEUES[0] needs non-empty strings "
                                                "queue_url"),
     ('[{"runtime": "a", "source_arn": "x", "queue_url": "u"},'
