@@ -8,7 +8,6 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -117,16 +116,6 @@ def test_list_bounds_its_results(emulator: Emulator) -> None:
     with pytest.raises(ClientError) as refused:
         sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=11)
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
-
-
-@pytest.fixture(scope="module")
-def plain_moto() -> Iterator[Emulator]:
-    """An emulator without the message move tasks: moto as it is, with its fixes."""
-    emu = Emulator(message_move_tasks=False, log_requests=False).start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 def test_an_unknown_action_is_a_client_error_not_retried(plain_moto: Emulator) -> None:

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,15 +106,6 @@ def _stack(emulator: Emulator, tmp_path: Path) -> Stack:
 @pytest.fixture
 def stack(emulator: Emulator, tmp_path: Path) -> Stack:
     return _stack(emulator, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def plain_moto() -> Iterator[Emulator]:
-    emu = Emulator(message_move_tasks=False, log_requests=False).start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 def test_list_shows_each_message_and_its_task_and_hides_nothing(stack: Stack) -> None:
