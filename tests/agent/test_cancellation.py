@@ -141,21 +141,28 @@ def _t2i(task_id: str) -> Task:
                 content={"prompt": "a dog", "width": 64, "height": 64})
 
 
-def test_sdwebui_cancel_interrupts_a_generation_that_runs_alone(sdwebui: FakeSdWebUI) -> None:
-    sdwebui.seconds_per_image = 30
-    sd = SdWebUiAdapter(_config(sdwebui.url, "sdwebui"))  # type: ignore[arg-type]
-    prepared = sd.prepare(_t2i("alone"), lambda url: b"")
-    cancel = threading.Event()
+def start_run(adapter: object, prepared: Prepared, cancel: threading.Event
+              ) -> tuple[threading.Thread, list[object]]:
+    """``adapter.run`` in a thread; the list gets its output or the Cancelled it raised."""
     outcome: list[object] = []
 
     def run() -> None:
         try:
-            outcome.append(sd.run(prepared, cancel))
+            outcome.append(adapter.run(prepared, cancel))  # type: ignore[attr-defined]
         except Cancelled as exc:
             outcome.append(exc)
 
     worker = threading.Thread(target=run)
     worker.start()
+    return worker, outcome
+
+
+def test_sdwebui_cancel_interrupts_a_generation_that_runs_alone(sdwebui: FakeSdWebUI) -> None:
+    sdwebui.seconds_per_image = 30
+    sd = SdWebUiAdapter(_config(sdwebui.url, "sdwebui"))  # type: ignore[arg-type]
+    prepared = sd.prepare(_t2i("alone"), lambda url: b"")
+    cancel = threading.Event()
+    worker, outcome = start_run(sd, prepared, cancel)
     wait_for(lambda: sdwebui.generations, 15, "the generation to start")
     cancel.set()
     sd.cancel(prepared)
@@ -186,16 +193,7 @@ def test_comfyui_cancel_withdraws_only_its_prompt(comfyui: FakeComfyUI) -> None:
                 content=slow_workflow("cancel", size=64))
     prepared = comfy.prepare(task, lambda url: b"")
     cancel = threading.Event()
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(comfy.run(prepared, cancel))
-        except Cancelled as exc:
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker, outcome = start_run(comfy, prepared, cancel)
     running = wait_for(comfyui.engine.running_ids, 15, "the prompt to run")
     cancel.set()
     comfy.cancel(prepared)
