@@ -2,8 +2,10 @@
 running one is interrupted in its (preview) runtime, a final one answers 409; each cancelled
 task has one ``cancelled`` result message and nothing in the bucket.
 
-The running tasks sleep in the preview runtime for longer than any test waits
-(``[preview:sleep=600]``), so they can only end by being interrupted.
+The running SD WebUI tasks sleep in the preview runtime for longer than any test waits
+(``[preview:sleep=600]``), so they can only end by being interrupted. The preview ComfyUI,
+like ComfyUI, stops a sampler at once but lets another node end first, so the workflow
+sleeps 28 s spread over its seven nodes.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def test_queued_and_running_tasks_are_cancelled_and_a_final_one_is_not(
 
 
 def test_a_running_comfyui_workflow_is_interrupted(deployed: Deployed) -> None:
-    _submit(deployed, _pipeline("cx-flow", f"a slow cat {ENDLESS}"))
+    _submit(deployed, _pipeline("cx-flow", "a slow cat [preview:sleep=28]"))
     try:
         wait_for(lambda: _status_is(deployed, "cx-flow", "running"), 60, "cx-flow to run")
     finally:
