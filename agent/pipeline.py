@@ -319,6 +319,8 @@ class Pipeline:
             self._give_back(job, "shutdown: prefetched task released")
             return
         job.timings["prepared_at"] = time.monotonic()
+        if self.cancel_watch is not None:
+            self.cancel_watch.watch(task.id, job)  # from now until it leaves the runtime
         self._ready_jobs.put(job)
 
     def _invalid(self, job: Job, exc: InvalidMessage) -> None:
@@ -430,10 +432,11 @@ class Pipeline:
         started = time.monotonic()
         job.timings["prefetch_wait"] = started - job.timings.pop("prepared_at", started)
         task_id = job.prepared.task.id
-        if self.cancel_watch is not None:
-            self.cancel_watch.watch(task_id, job)
         try:
-            job.output = self.adapter.run(job.prepared, job.cancel)
+            if job.cancelled:  # cancelled while it waited for the runtime: not started
+                logs.event("task_not_started", task_id=task_id, reason="cancelled")
+            else:
+                job.output = self.adapter.run(job.prepared, job.cancel)
         except Cancelled:
             job.cancel.set()
         except TaskError as exc:
@@ -449,11 +452,14 @@ class Pipeline:
         job.timings["inference"] = time.monotonic() - started
 
     def _cancel_running(self, job: Job) -> None:
-        """The client cancelled ``job`` while it runs (the cancel watch saw its record): stop
-        its generation; it ends ``cancelled`` (:meth:`_report_cancelled`)."""
+        """The client cancelled ``job`` while it waits for the runtime or runs (the cancel
+        watch saw its record): it is not started, or its generation is stopped; it ends
+        ``cancelled`` (:meth:`_report_cancelled`)."""
         job.cancelled = True
         job.cancel.set()
-        if job.prepared is not None:
+        with self._slots:
+            running = self._running.get(job.message_id) is job
+        if running and job.prepared is not None:
             self.adapter.cancel(job.prepared)
 
     def _job_done(self) -> None:
@@ -628,6 +634,8 @@ class Pipeline:
         """Release a task this agent will not run (shutdown): visible again at once."""
         logs.event("task_released", task_id=job.task_id, message_id=job.message_id,
                    reason=reason)
+        if job.task is not None and self.cancel_watch is not None:
+            self.cancel_watch.forget(job.task.id)
         if job.task is not None and self.table is not None:
             try:
                 self.table.release_running(job.task.id)

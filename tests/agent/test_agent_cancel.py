@@ -126,3 +126,23 @@ def test_a_claimed_cancelled_task_whose_result_was_lost_is_published_again(
     assert_finished_once(stack, "cl-1", "cancelled")
     assert sdwebui.generations == []
     assert len(agent.events("result_republished")) == 1
+
+
+def test_a_task_cancelled_while_it_waits_for_the_runtime_is_not_started(
+        stack, sdwebui, start_agent) -> None:
+    sdwebui.seconds_per_image = 30
+    agent = start_agent(stack, sdwebui.url, **FAST_CHECKS)
+    stack.publish(task("cw-run"))
+    wait_for(lambda: sdwebui.generations, 15, "cw-run to start")
+    stack.publish(task("cw-next"))  # received and prepared while cw-run holds the runtime
+    wait_for(lambda: (stack.record("cw-next") or {}).get("status") == "running", 15,
+             "cw-next to be received")
+    cancel(stack, "cw-next")
+    wait_for(lambda: [e for e in agent.events("task_cancel_noticed")
+                      if e["task_id"] == "cw-next"], 15, "the cancellation to be noticed")
+    assert sdwebui.state.interrupts == 0  # the running task is left alone
+    cancel(stack, "cw-run")
+    for task_id in ("cw-run", "cw-next"):
+        assert_nothing_stored(stack, task_id, assert_finished_once(stack, task_id, "cancelled"))
+    assert len(sdwebui.generations) == 1 and sdwebui.state.interrupts == 1
+    assert [e["task_id"] for e in agent.events("task_not_started")] == ["cw-next"]
