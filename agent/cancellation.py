@@ -1,6 +1,6 @@
 """Notices that a client cancelled a task while it runs (``POST /v1alpha2/tasks/{id}/cancel``).
 
-Every task on the runtime is registered here; a background thread reads the status of each
+Every task waiting for the runtime (prefetched) or running on it is registered here; a background thread reads the status of each
 one from the task table at most every ``AGENT_CANCEL_POLL_SECONDS`` (one read a task per
 interval, however often the runtime adapter polls its runtime) and hands the ones whose
 record says ``cancelled`` to ``on_cancel``, once each.
