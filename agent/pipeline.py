@@ -9,8 +9,9 @@ Stages and threads:
   final status, publish the result, set ``result_published``, delete the message — in that
   order, so a crash at any point means a retry, never a lost or half-reported task;
 - heartbeat (1 thread): extends the visibility of every held message;
-- cancel watch (1 thread): reads the record of every task on the runtime every few seconds;
-  a task the client cancelled is interrupted in its runtime and ends ``cancelled``.
+- cancel watch (1 thread): reads the status of every prepared or running task every few
+  seconds; a task the client cancelled is not started, or interrupted in its runtime, and
+  ends ``cancelled``.
 
 A task whose record is ``cancelled`` (the client cancelled it while it was queued, or while
 it ran) is never run further and stores no outputs: one agent claims it in the record,
