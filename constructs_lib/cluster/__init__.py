@@ -40,7 +40,7 @@ Example::
 
 from __future__ import annotations
 
-from constructs_lib.cluster.addons import DEFAULT_ADDON_VERSIONS
+from constructs_lib.cluster.addons import DEFAULT_ADDON_VERSIONS, OPTIONAL_ADDONS, REQUIRED_ADDONS
 from constructs_lib.cluster.construct import GpuEksCluster, KubernetesConnection
 from constructs_lib.cluster.props import (
     CLUSTER_LOG_TYPES,
@@ -51,12 +51,16 @@ from constructs_lib.cluster.props import (
     GpuEksClusterProps,
     NewVpcProps,
 )
+from constructs_lib.durations import LOG_RETENTION_DAYS
 
 __all__ = [
     "CLUSTER_LOG_TYPES",
     "DEFAULT_ADDON_VERSIONS",
     "DEFAULT_INTERFACE_ENDPOINTS",
     "DISCOVERY_TAG",
+    "LOG_RETENTION_DAYS",
+    "OPTIONAL_ADDONS",
+    "REQUIRED_ADDONS",
     "SYSTEM_NODE_SELECTOR",
     "ExistingVpcProps",
     "GpuEksCluster",

@@ -3,6 +3,7 @@ nodes and the add-on versions, with the checks they run on construction."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -11,15 +12,18 @@ from types import MappingProxyType
 from typing import Literal
 
 from constructs_lib._cdktf import Token
-from constructs_lib.cluster.addons import CLOUDWATCH_ADDON, DEFAULT_ADDON_VERSIONS, REQUIRED_ADDONS
+from constructs_lib.cluster.addons import (
+    CLOUDWATCH_ADDON,
+    DEFAULT_ADDON_VERSIONS,
+    OPTIONAL_ADDONS,
+    REQUIRED_ADDONS,
+)
+from constructs_lib.durations import retention_problems
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "sqs", "sns", "logs")
 SYSTEM_NODE_SELECTOR: Mapping[str, str] = MappingProxyType({"sd.node-role": "system"})
 DISCOVERY_TAG = "karpenter.sh/discovery"
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                      1827, 2192, 2557, 2922, 3288, 3653)
 # Ports the control plane opens on nodes: kubelet, and the webhooks and extension API
 # servers of the controllers this project installs (not the whole ephemeral range).
 CONTROL_PLANE_TO_NODE_PORTS = (
@@ -191,9 +195,7 @@ class GpuEksClusterProps:
         if unknown:
             problems.append(f"enabled_cluster_log_types: unknown {', '.join(unknown)} "
                             f"(allowed: {', '.join(CLUSTER_LOG_TYPES)})")
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
-            problems.append("log_retention_days must be one of CloudWatch's periods (1, 3, "
-                            f"5, 7, 14, 30, 60, 90, ... 3653; got {self.log_retention_days})")
+        problems.extend(retention_problems("log_retention_days", self.log_retention_days))
         if not 1 <= self.system_node_desired_size <= 10:
             problems.append("system_node_desired_size must be 1..10 "
                             f"(got {self.system_node_desired_size})")
@@ -219,6 +221,7 @@ class GpuEksClusterProps:
         if CLOUDWATCH_ADDON in self.addon_versions:
             problems.append(f"addon_versions: install {CLOUDWATCH_ADDON} by setting "
                             "cloudwatch_observability_version")
+        problems.extend(_addon_name_problems(self.addon_versions))
         if (self.cloudwatch_observability_version is not None
                 and not ADDON_VERSION_RE.match(self.cloudwatch_observability_version)):
             problems.append("cloudwatch_observability_version: "
@@ -243,6 +246,17 @@ class GpuEksClusterProps:
         return self.cluster_name or self.name
 
 
+def _addon_name_problems(versions: Mapping[str, str]) -> list[str]:
+    known = (*REQUIRED_ADDONS, *OPTIONAL_ADDONS)
+    out = []
+    for addon in sorted(set(versions) - {*known, CLOUDWATCH_ADDON}):
+        close = difflib.get_close_matches(addon, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        out.append(f'addon_versions.{addon}: no such add-on here ({hint}add-ons: '
+                   f"{', '.join(sorted(known))})")
+    return out
+
+
 def _cidr_problems(cidrs: tuple[str, ...]) -> list[str]:
     out = []
     for cidr in cidrs:
@@ -256,7 +270,7 @@ def _cidr_problems(cidrs: tuple[str, ...]) -> list[str]:
                        "are IPv4)")
         elif net.prefixlen == 0:
             out.append(f"endpoint_public_access_cidrs: {cidr} opens the API endpoint to the "
-                       "whole internet; list your own networks")
+                       "whole internet: list your own networks")
     return out
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from constructs_lib.durations import retention_problems
+
 RuntimeType = Literal["sdwebui", "comfyui"]
 SNS_MAX_BYTES = 262_144
 API_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -63,6 +65,8 @@ class ServerlessIngressProps:
                 "visibility_timeout_seconds must be 0..43200 "
                 f"(got {self.visibility_timeout_seconds})"
             )
+        for key in ("log_retention_days", "api_log_retention_days"):
+            problems.extend(retention_problems(key, getattr(self, key)))
         if problems:
             raise ValueError("ServerlessIngressProps: " + "; ".join(problems))
 

@@ -11,6 +11,10 @@ from constructs_lib.karpenter.compatibility import DEFAULT_CHART_VERSION, SEMVER
 
 DEFAULT_BOTTLEROCKET_ALIAS = "bottlerocket@v1.54.0"
 DEFAULT_INSTANCE_FAMILIES = ("g6", "g6e", "g5")
+# x86_64 instance families with NVIDIA GPUs (whole GPUs), the ones the Bottlerocket NVIDIA
+# variants and the pool chart (kubernetes.io/arch amd64) can run a runtime on.
+NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "g7e", "p3", "p3dn", "p4d", "p4de",
+                       "p5", "p5e", "p5en", "p6-b200")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 RUNTIME_TAINT_KEY = "sd.runtime"
 POOL_LABEL = "sd.pool"
@@ -207,13 +211,13 @@ class KarpenterGpuPoolProps:
                             f"({grace} s) is shorter than runtime {runtime.name}'s longest "
                             f"task ({runtime.task_timeout_seconds} s) plus the shutdown "
                             f"margin ({self.shutdown_margin_seconds} s): a node drain would "
-                            f"kill running tasks; use at least {format_duration(need)}")
+                            f"kill running tasks: use at least {format_duration(need)}")
         for key, value in self.tags:
             if not key:
                 problems.append("tags: a tag key is empty")
             elif key in _RESERVED_TAG_KEYS or key.startswith(("kubernetes.io/cluster",
                                                                "aws:")):
-                problems.append(f'tags: "{key}" is set by Karpenter or the pool chart; '
+                problems.append(f'tags: "{key}" is set by Karpenter or the pool chart: '
                                 "choose another key")
             if len(key) > 128 or len(str(value)) > 256:
                 problems.append(f'tags: "{key[:40]}" is longer than EC2 allows '
@@ -228,6 +232,9 @@ def _family_problems(families: tuple[str, ...], where: str) -> list[str]:
     for family in families:
         if not _FAMILY_RE.match(family):
             out.append(f'{where}: "{family}" is not an EC2 instance family like g6 or g6e')
+        elif family not in NVIDIA_GPU_FAMILIES:
+            out.append(f'{where}: "{family}" instances have no NVIDIA GPU the runtimes can '
+                       f"use (families with one: {', '.join(NVIDIA_GPU_FAMILIES)})")
     if len(set(families)) != len(families):
         out.append(f"{where} lists a family twice")
     return out
@@ -243,7 +250,7 @@ def _storage_problems(where: str, *, snapshot: str | None, rate: int | None,
     if snapshot and raid0:
         out.append(f"{prefix}image_cache_snapshot_id and instance_store_raid0 cannot be "
                    "combined: the snapshot is restored on the EBS data volume, and RAID0 moves "
-                   "container storage to the instance store, hiding it; choose one")
+                   "container storage to the instance store, hiding it: choose one")
     if rate is not None:
         if not snapshot:
             out.append(f"{prefix}volume_initialization_rate_mibps needs "

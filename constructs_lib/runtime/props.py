@@ -12,6 +12,7 @@ from typing import Any
 from constructs_lib.keda import (
     RuntimeScaling,
 )
+from constructs_lib.models import checkpoint_name_problems
 from constructs_lib.runtime.image import TAG_RE, ContainerImage
 from constructs_lib.runtime.model_bucket import PREFIX_RE
 
@@ -72,9 +73,11 @@ class SdRuntimeProps:
             problems.append(
                 f"service_account must be a DNS subdomain (got {self.service_account!r})"
             )
+        for model in self.models:
+            problems.extend(f"models: {p}" for p in checkpoint_name_problems(model))
         if self.model_prefix and not PREFIX_RE.match(self.model_prefix):
             problems.append(
-                f"model_prefix must not start or end with '/' (got {self.model_prefix!r}); "
+                f"model_prefix must not start or end with '/' (got {self.model_prefix!r}): "
                 'use "" for the whole bucket'
             )
         if not TAG_RE.match(self.agent_image_tag) or self.agent_image_tag == "latest":
