@@ -296,6 +296,7 @@ _RULES: tuple[tuple[str, str, Path_, str], ...] = (
      "karpenter.gpu.termination_grace_period / shutdown_margin_seconds"),
     ("heartbeat_seconds", "heartbeat_seconds", ("agent", "env", "AGENT_HEARTBEAT_SECONDS"),
      "lower it, or raise queue.visibility_timeout_seconds"),
+    ("agent.env", "chart_values", ("agent", "env"), ""),
     ("the Pod Identity association names service account", "chart_values",
      ("serviceAccount", "name"), "leave serviceAccount.name to the stack"),
     ("the agent image tag", "agent_image", ("agent", "image", "tag"),

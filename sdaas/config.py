@@ -111,8 +111,10 @@ class LocalState(_Model):
 class S3State(_Model):
     backend: Literal["s3"] = Field(
         description="`s3`: Terraform keeps its state in an S3 bucket (shared, locked).")
-    bucket: str = Field(description="Bucket holding the state; it must exist before `make plan`.")
-    key: str = Field("sd-async/terraform.tfstate", description="Object key of the state.")
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                        description="Bucket holding the state; it must exist before `make plan`.")
+    key: str = Field("sd-async/terraform.tfstate", min_length=1, max_length=1024,
+                     pattern=r"^[^/].*[^/]$|^[^/]$", description="Object key of the state.")
     region: str | None = Field(None, description="Region of the state bucket; default: the "
                                "top-level region.")
     use_lockfile: bool = Field(True, description="S3 native state locking (Terraform >= 1.10).")
@@ -154,7 +156,7 @@ class QueueConfig(_Model):
 class OutputConfig(_Model):
     expire_after_days: int = Field(30, ge=1, le=36500,
                                    description="Output objects expire after N days.")
-    task_ttl_days: int = Field(30, ge=1, le=36500,
+    task_ttl_days: int = Field(30, ge=1, le=3650,
                                description="Task records expire after N days.")
     force_destroy: bool = Field(
         False, description="Let `make destroy` delete a bucket that still holds outputs."
@@ -179,7 +181,8 @@ class AlarmConfig(_Model):
     @field_validator("topic_arn")
     @classmethod
     def _arn(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$", value):
+        if value is not None and not re.match(
+                r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$", value):
             raise ValueError(f'must be an SNS topic ARN (got "{value}")')
         return value
 
@@ -350,9 +353,11 @@ def _check_families(value: list[str] | None) -> list[str] | None:
 class DisruptionBudgetConfig(_Model):
     nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$",
                        description='Nodes Karpenter may disrupt at once: "10%" or "1".')
-    schedule: str | None = Field(None, description="Cron schedule the budget applies in.")
-    duration: str | None = Field(None, pattern=r"^(\d+h)?(\d+m)?$",
-                                 description="How long after each schedule tick.")
+    schedule: str | None = Field(
+        None, description='Cron schedule the budget applies in ("0 9 * * 1-5", "@daily").')
+    duration: str | None = Field(None, pattern=r"^(\d+h\d+m|\d+h|\d+m)$",
+                                 description='How long after each schedule tick ("8h", '
+                                 '"1h30m").')
     reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = Field(
         [], description="Disruption reasons the budget limits; empty: all of them.")
 
@@ -496,6 +501,7 @@ BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 MODEL_PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MAX_MESSAGES_PER_REPLICA = 100_000
 
 
 class ModelBucketConfig(_Model):
@@ -576,7 +582,7 @@ class RuntimeConfig(_Model):
         60.0, gt=0, le=86400, description="Longest a task should wait for a replica (sizes the "
         "scaling target).")
     messages_per_replica: int | None = Field(
-        None, ge=1, le=100_000,
+        None, ge=1, le=MAX_MESSAGES_PER_REPLICA,
         description="Override floor(target_wait_seconds / seconds_per_image).")
     max_replicas: int = Field(
         4, ge=1, le=10_000,
@@ -648,6 +654,12 @@ class RuntimeConfig(_Model):
                 f"cooldown_period_seconds ({cooldown}) must be >= task_timeout_seconds + "
                 f"{LONG_POLL_SECONDS} s long poll ({self.task_timeout_seconds + LONG_POLL_SECONDS})"
             )
+        if (self.messages_per_replica is None
+                and self.target_wait_seconds / self.seconds_per_image > MAX_MESSAGES_PER_REPLICA):
+            problems.append(
+                f"target_wait_seconds / seconds_per_image ({self.target_wait_seconds:g} / "
+                f"{self.seconds_per_image:g}) makes more than {MAX_MESSAGES_PER_REPLICA} "
+                "messages per replica: check seconds_per_image, or set messages_per_replica")
         if self.fallback_replicas > self.max_replicas:
             problems.append(
                 f"fallback_replicas ({self.fallback_replicas}) must be <= max_replicas "
@@ -838,10 +850,18 @@ def _message(error: Any, plain: str | None) -> str:
     if kind == "union_tag_invalid":
         return f'backend must be one of local, s3 (got "{error["ctx"].get("tag")}")'
     if kind == "string_type" and plain is not None and not isinstance(got, dict | list):
-        return (f'must be text: YAML read the unquoted {plain} as {json.dumps(got)}; quote '
-                f'it: "{plain}"')
+        return f'must be text: YAML read the unquoted {plain} as {_shown(got)}; quote it: "{plain}"'
     text = error["msg"]
-    return f"{text[0].lower()}{text[1:]} (got {json.dumps(got, default=str)})"
+    return f"{text[0].lower()}{text[1:]} (got {_shown(got)})"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``value`` as the file would spell it, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value, default=str)
+    except (ValueError, RecursionError):  # a YAML alias made a cycle
+        text = "<a value that contains itself>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unknown_key(path: Path_) -> str:
@@ -885,8 +905,9 @@ def _schema_problems(data: Any, plain: Mapping[Path_, str]) -> list[Problem]:
         Config.model_validate(data)
     except ValidationError as exc:
         return [Problem(_loc(e), _message(e, plain.get(_loc(e)))) for e in exc.errors()]
-    except RecursionError:
-        return [Problem((), "nests too deeply (a YAML alias refers to itself?)")]
+    except (RecursionError, ValueError):  # pydantic refuses a cycle with a ValueError
+        return [Problem((), "a YAML alias refers to a node that contains it: write the "
+                        "values out instead")]
     return []
 
 

@@ -25,6 +25,10 @@ _ALIAS_RE = re.compile(r"^bottlerocket@(latest|v\d+\.\d+\.\d+)$")
 _SNAPSHOT_RE = re.compile(r"^snap-[0-9a-f]{8,17}$")
 _BUDGET_NODES_RE = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _BUDGET_REASONS = ("Underutilized", "Empty", "Drifted")
+# The NodePool CRD's patterns for a budget's schedule and duration.
+BUDGET_SCHEDULE_RE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))"
+                                r"$|^((.+)\s(.+)\s(.+)\s(.+)\s(.+))$")
+BUDGET_DURATION_RE = re.compile(r"\d+h\d+m|\d+h|\d+m")
 # Tag keys Karpenter sets itself or refuses on an EC2NodeClass, and the chart's own.
 _RESERVED_TAG_KEYS = ("karpenter.sh/nodepool", "karpenter.sh/nodeclaim",
                       "karpenter.k8s.aws/ec2nodeclass", "eks:eks-cluster-name",
@@ -48,7 +52,10 @@ class DisruptionBudget:
                        f'(got "{self.nodes}")')
         if (self.schedule is None) != (self.duration is None):
             out.append(f"{where}: schedule and duration go together")
-        if self.duration is not None and not re.fullmatch(r"(\d+h)?(\d+m)?", self.duration):
+        if self.schedule is not None and not BUDGET_SCHEDULE_RE.match(self.schedule):
+            out.append(f'{where}.schedule must be a cron schedule like "0 9 * * 1-5" or a '
+                       f'macro like "@daily" (got "{self.schedule}")')
+        if self.duration is not None and not BUDGET_DURATION_RE.fullmatch(self.duration):
             out.append(f'{where}.duration must be hours and minutes like "8h" or "1h30m" '
                        f'(got "{self.duration}")')
         bad = [r for r in self.reasons if r not in _BUDGET_REASONS]

@@ -306,8 +306,13 @@ def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
             f"shutdown_margin_seconds ({task + margin} s)"
         )
     env = (values.get("agent") or {}).get("env") or {}
-    heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS", 30))
-    agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS", 120))
+    try:
+        heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS", 30))
+        agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS", 120))
+    except (TypeError, ValueError):
+        return [*problems, "agent.env AGENT_HEARTBEAT_SECONDS and AGENT_VISIBILITY_TIMEOUT_SECONDS "
+                f"must be numbers (got {env.get('AGENT_HEARTBEAT_SECONDS')!r} and "
+                f"{env.get('AGENT_VISIBILITY_TIMEOUT_SECONDS')!r})"]
     if heartbeat >= queue_visibility_timeout_seconds:
         problems.append(
             f"heartbeat_seconds ({heartbeat:g}) must be < the queue's "

@@ -215,6 +215,17 @@ def test_an_unquoted_kubernetes_version_gets_a_hint_to_quote_it(tmp_path):
     assert "the number 1.3" in problems[0]
 
 
+def test_a_date_where_text_belongs_and_an_alias_cycle_are_problems_not_crashes(tmp_path):
+    problems = _load_problems(tmp_path, "name: 2024-01-01\nruntimes: &r [{name: sdruntime, "
+                                        "type: sdwebui, models: *r}]\n")
+    assert problems == [
+        'name (line 1): must be text: YAML read the unquoted 2024-01-01 as "2024-01-01"; '
+        'quote it: "2024-01-01"',
+        "runtimes[0].models[0] (line 2): input should be a valid string (got <a value that "
+        "contains itself>)",
+    ]
+
+
 def test_other_text_keys_given_as_numbers_get_the_quoted_spelling(tmp_path):
     text = EXAMPLE_CONFIG.read_text().replace('agent_image_tag: "0.1.0"', "agent_image_tag: 1.10",
                                               1)
@@ -310,6 +321,28 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
         lambda d: d.update(alarms={"topic_arn": "arn:aws:sns:eu-west-1:123456789012:ops"}),
         "alarms.topic_arn",
         ["in eu-west-1 but the stack in us-west-2"]),
+    "an image repository with a space": (
+        lambda d: d["runtimes"][0].update(agent_image="my repo:1.0"),
+        "runtimes[0].agent_image",
+        ["'my repo' is not a repository"]),
+    "a disruption budget schedule that is not cron": (
+        lambda d: d["karpenter"]["gpu"].update(
+            disruption_budgets=[{"nodes": "1", "schedule": "weekdays", "duration": "8h"}]),
+        "karpenter.gpu.disruption_budgets[0].schedule",
+        ['must be a cron schedule like "0 9 * * 1-5"']),
+    "an S3 state bucket name S3 refuses": (
+        lambda d: d.update(state={"backend": "s3", "bucket": "My State"}),
+        "state.bucket",
+        ['got "My State"']),
+    "a heartbeat given as text in chart values": (
+        lambda d: d["runtimes"][0].update(
+            chart_values={"agent": {"env": {"AGENT_HEARTBEAT_SECONDS": "soon"}}}),
+        "runtimes[0].chart_values.agent.env",
+        ["must be numbers (got 'soon' and 300)"]),
+    "a scaling target of millions of messages per replica": (
+        lambda d: d["runtimes"][0].update(seconds_per_image=0.00001),
+        "runtimes[0]",
+        ["makes more than 100000 messages per replica"]),
     "an add-on version for another Kubernetes": (
         lambda d: d["cluster"].update(kubernetes_version="1.34"),
         "cluster.addons.kube-proxy",
