@@ -141,7 +141,35 @@ class ExistingVpcProps:
 
 @dataclass(frozen=True, kw_only=True)
 class GpuEksClusterProps:
-    """Settings of :class:`GpuEksCluster`; every field has a working, secure default."""
+    """Settings of :class:`GpuEksCluster`; every field has a working, secure default.
+
+    Attributes:
+        name: Prefix of every physical name.
+        cluster_name: EKS cluster name; ``None``: ``name``.
+        kubernetes_version: Kubernetes minor version (``"1.35"``).
+        vpc: A VPC to create (:class:`NewVpcProps`) or one that exists
+            (:class:`ExistingVpcProps`).
+        endpoint_public_access_cidrs: CIDRs allowed to reach the public API endpoint;
+            empty: the endpoint is private only.
+        admin_role_arns: IAM roles given cluster-admin access entries.
+        cluster_creator_admin: A cluster-admin access entry for the identity running
+            Terraform.
+        enabled_cluster_log_types: Control-plane logs sent to CloudWatch Logs.
+        log_retention_days: Days the control-plane and flow logs are kept (a CloudWatch
+            Logs period).
+        system_node_instance_type: Instance type of the system node group.
+        system_node_desired_size: Nodes in the system node group (1-10).
+        system_node_ami_type: AMI type of the system node group.
+        system_node_volume_gib: Encrypted gp3 root volume of each system node, GiB.
+        addon_versions: Pinned versions of the managed add-ons: the required ones and the
+            optional ones (``OPTIONAL_ADDONS``).
+        cloudwatch_observability_version: Pin to install amazon-cloudwatch-observability;
+            ``None``: not installed.
+        model_bucket_arn: Bucket the Mountpoint S3 CSI driver may read (the runtimes'
+            models); ``None``: none.
+        model_bucket_kms_key_arn: KMS key of that bucket, for ``kms:Decrypt``.
+        tags: Tags of the system nodes (besides the provider's ``default_tags``).
+    """
 
     name: str = "sdaas"
     cluster_name: str | None = None  # default: ``name``

@@ -95,7 +95,36 @@ class GpuPoolRuntime:
 
 @dataclass(frozen=True, kw_only=True)
 class KarpenterGpuPoolProps:
-    """Settings of :class:`KarpenterGpuPool`. Only ``runtimes`` is required."""
+    """Settings of :class:`KarpenterGpuPool`. Only ``runtimes`` is required.
+
+    Attributes:
+        runtimes: The runtimes the pools serve, with their longest task and (dedicated
+            pools) their own settings.
+        name: Prefix of every physical name.
+        namespace: Namespace of the Karpenter controller.
+        chart_version: Karpenter and karpenter-crd chart version, pinned.
+        pool_model: ``"dedicated"``: one pool per runtime; ``"shared"``: one for all.
+        instance_families: EC2 instance families with NVIDIA GPUs the pools may launch
+            (``NVIDIA_GPU_FAMILIES``).
+        spot: A spot NodePool in each pool, tried first.
+        on_demand_fallback: An on-demand NodePool in each pool, as fallback.
+        spot_gpu_limit: ``nvidia.com/gpu`` limit of each pool's spot NodePool.
+        on_demand_gpu_limit: ``nvidia.com/gpu`` limit of each pool's on-demand NodePool.
+        bottlerocket_alias: EC2NodeClass AMI alias, pinned; a new one replaces every node.
+        allow_latest_ami: Permit ``bottlerocket@latest`` (each release drifts every node).
+        node_volume_gib: Data volume of each GPU node, GiB.
+        image_cache_snapshot_id: EBS snapshot of pre-pulled images for the data volume.
+        volume_initialization_rate_mibps: Restore rate of that snapshot, 100-300 MiB/s.
+        instance_store_raid0: Container storage on a RAID0 of the instance store disks.
+        soci_parallel_pull: SOCI parallel image pull on the instance store (with RAID0).
+        consolidate_after: How long a node stays empty or underused before removal.
+        disruption_budgets: Limits on how many nodes Karpenter disrupts at once.
+        expire_after: Node lifetime before replacement (``"720h"``, or ``"Never"``).
+        termination_grace_period: Longest node drain; ``None``: the longest task plus
+            ``shutdown_margin_seconds``, in whole minutes.
+        shutdown_margin_seconds: Added to the longest task for the default drain bound.
+        tags: Tags of the GPU nodes and their volumes.
+    """
 
     runtimes: tuple[GpuPoolRuntime, ...]
     name: str = "sdaas"

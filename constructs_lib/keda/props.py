@@ -38,8 +38,15 @@ class ScalingConsistencyError(ValueError):
 class KedaSqsScalerProps:
     """KEDA's release and defaults for every runtime it scales.
 
-    ``values`` are extra values for the upstream chart, merged last over
-    ``helm-values/keda.yaml`` and the generated ones.
+    Attributes:
+        name: Prefix of every physical name.
+        chart_version: KEDA chart version, pinned (2.20.x).
+        namespace: Namespace of the KEDA release.
+        polling_interval_seconds: Seconds between two reads of each runtime queue.
+        fallback_failure_threshold: Failed queue reads before a ScaledObject falls back.
+        helm_timeout_seconds: How long the KEDA release may take to become ready.
+        values: Extra values for the upstream chart, merged last over
+            ``helm-values/keda.yaml`` and the generated ones.
     """
 
     name: str = "sdaas"

@@ -38,10 +38,31 @@ class RuntimeConsistencyError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class SdRuntimeProps:
     """One runtime. ``runtime`` names it in ``ServerlessIngress`` (its type comes from
-    there). ``values`` are extra sd-runtime chart values merged last (README of the chart).
+    there).
 
-    ``termination_grace_period_seconds`` defaults to the task timeout plus the shutdown
-    margin plus 60 s (last long poll, finishing the task, the runtime's stop).
+    Attributes:
+        runtime: The runtime's name, as in ``ServerlessIngress`` (its queue, its type).
+        name: Prefix of every physical name.
+        namespace: Kubernetes namespace; ``None``: ``<name>-<runtime>``.
+        service_account: Service account of the pods (the Pod Identity subject).
+        models: Checkpoint file names it serves; an sdwebui runtime loads the first.
+        dynamic_model: A request may pick its checkpoint (sdwebui).
+        model_prefix: Its prefix in the model bucket; ``None``: the runtime name; ``""``:
+            the whole bucket.
+        image: Runtime container image; ``None``: the chart's image for the type.
+        agent_image: Queue agent image; ``None``: the agent repository's image with
+            ``agent_image_tag``.
+        agent_image_tag: Tag of the agent image in the agent repository (never latest).
+        task_timeout_seconds: Longest a task may run.
+        heartbeat_seconds: Interval of the agent's visibility extensions (at most half the
+            queue's visibility timeout).
+        shutdown_margin_seconds: Time a stopping pod keeps beyond its last task.
+        termination_grace_period_seconds: Pod grace period; ``None``: the task timeout plus
+            the shutdown margin plus 60 s (last long poll, finishing, the runtime's stop).
+        scaling: How KEDA scales it on its queue (:class:`RuntimeScaling`).
+        scaler_values: Extra keda-sqs-scaler chart values, merged last.
+        values: Extra sd-runtime chart values, merged last (the chart's README).
+        helm_timeout_seconds: Timeout of its Helm release.
     """
 
     runtime: str

@@ -385,3 +385,16 @@ def test_stack_name_reads_the_name_without_the_cross_checks(tmp_path):
     assert load_config(file, cross_checks=False).runtimes[0].max_replicas == 50
     with pytest.raises(ConfigError, match="max_replicas"):
         load_config(file)
+
+
+def test_the_readme_shows_what_the_checker_prints(tmp_path):
+    readme = (REPO_ROOT / "README.md").read_text().split("## Configuration", 1)[1]
+    shown = [[line[4:] for line in block.splitlines() if line.startswith("  - ")]
+             for block in readme.split("```")[1:4:2]]
+    example = EXAMPLE_CONFIG.read_text()
+    each_key = (example.replace("  max_receive_count: 3", "  max_receive_count: 0")
+                .replace('kubernetes_version: "1.35"', "kubernetes_version: 1.30"))
+    between = (example.replace("    max_replicas: 4", "    max_replicas: 20", 1)
+               .replace("[us-west-2a, us-west-2b, us-west-2c]",
+                        "[us-west-2a, us-west-2b, us-east-1c]"))
+    assert shown == [_load_problems(tmp_path, each_key), _load_problems(tmp_path, between)]
