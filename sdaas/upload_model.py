@@ -32,6 +32,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -313,7 +314,7 @@ def bucket_from_terraform(stack_dir: Path) -> str:
         )
     try:
         proc = subprocess.run(
-            ["terraform", f"-chdir={stack_dir}", "output", "-json", "model_bucket"],
+            ["terraform", f"-chdir={stack_dir}", "output", "-no-color", "-json", "model_bucket"],
             capture_output=True, text=True, timeout=120, check=False,
         )
     except FileNotFoundError:
@@ -322,8 +323,9 @@ def bucket_from_terraform(stack_dir: Path) -> str:
         raise UploadError("terraform output did not answer within 120 s: pass --bucket") from None
     if proc.returncode != 0:
         raise UploadError(
-            f"cannot read the model_bucket output in {stack_dir} (has the stack been "
-            f"applied?): {proc.stderr.strip() or proc.stdout.strip()}"
+            f"cannot read the model_bucket output in {stack_dir}: "
+            f"{_terraform_error(proc.stderr or proc.stdout)}. Apply the stack first (`make "
+            "plan`, `make apply`), or pass --bucket"
         )
     try:
         value = json.loads(proc.stdout)
@@ -332,6 +334,14 @@ def bucket_from_terraform(stack_dir: Path) -> str:
     if not isinstance(value, str) or not value:
         raise UploadError(f"terraform output model_bucket is not a bucket name: {value!r}")
     return value
+
+
+def _terraform_error(text: str) -> str:
+    """The ``Error:`` line of Terraform's diagnostics (boxes and colours removed)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip(" \u2502\u2575\u2577")
+             for line in text.splitlines()]
+    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+    return (errors or [line for line in lines if line] or ["no output"])[0]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -384,9 +394,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import boto3  # noqa: PLC0415
     from botocore.config import Config as BotoConfig  # noqa: PLC0415
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import (  # noqa: PLC0415
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
-    s3 = boto3.client(
+    session = boto3.Session()
+    no_credentials = ("upload-model: no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID "
+                      "and AWS_SECRET_ACCESS_KEY (or run `aws configure`), then try again")
+    if session.get_credentials() is None:  # before hashing a checkpoint of gigabytes
+        print(no_credentials, file=sys.stderr)
+        return 1
+    s3 = session.client(
         "s3",
         region_name=args.region or os.environ.get("AWS_REGION") or config.region,
         endpoint_url=args.endpoint_url,
@@ -401,8 +422,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UploadError as exc:
         print(f"upload-model: {exc}", file=sys.stderr)
         return 1
-    except (BotoCoreError, ClientError) as exc:
+    except (NoCredentialsError, PartialCredentialsError):
+        print(no_credentials, file=sys.stderr)
+        return 1
+    except ClientError as exc:
         print(f"upload-model: S3 refused the upload: {exc}", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:
+        print(f"upload-model: could not reach S3: {exc}", file=sys.stderr)
         return 1
     return 0
 
