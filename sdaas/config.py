@@ -866,12 +866,12 @@ def _shown(value: Any, limit: int = 80) -> str:
 
 def _unknown_key(path: Path_) -> str:
     """``unknown key``, with the nearest key the file may have there."""
-    known = _keys_at(Config, path[:-1])
+    known = keys_at(Config, path[:-1])
     close = difflib.get_close_matches(str(path[-1]), known, n=1) if path else []
     return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
 
 
-def _keys_at(annotation: Any, path: Path_) -> list[str]:
+def keys_at(annotation: Any, path: Path_) -> list[str]:
     """The keys a mapping at ``path`` below ``annotation`` may have (its models' fields)."""
     current = [annotation]
     for part in path:

@@ -24,6 +24,7 @@ from sdaas.config import (
     ConfigError,
     config_path,
     json_schema,
+    keys_at,
     load_config,
     parse_config,
     read_yaml,
@@ -398,3 +399,34 @@ def test_the_readme_shows_what_the_checker_prints(tmp_path):
                .replace("[us-west-2a, us-west-2b, us-west-2c]",
                         "[us-west-2a, us-west-2b, us-east-1c]"))
     assert shown == [_load_problems(tmp_path, each_key), _load_problems(tmp_path, between)]
+
+
+def test_every_props_field_the_file_sets_has_a_key_for_its_problems():
+    """A props field added later must be placed (or said not to come from the file)."""
+    import dataclasses
+
+    from constructs_lib.cluster import GpuEksClusterProps
+    from constructs_lib.ingress import ServerlessIngressProps
+    from constructs_lib.karpenter import KarpenterGpuPoolProps
+    from constructs_lib.keda import KedaSqsScalerProps, RuntimeScaling
+    from constructs_lib.runtime import ModelBucketProps, SdRuntimeProps
+    from sdaas import checks
+
+    runtime = checks._runtime_fields(0)
+    for props, fields, not_from_the_file in (
+        (ServerlessIngressProps, checks._INGRESS_FIELDS, {"manage_api_gateway_account"}),
+        (GpuEksClusterProps, checks._CLUSTER_FIELDS,
+         {"enabled_cluster_log_types", "system_node_ami_type"}),
+        (KarpenterGpuPoolProps, checks._KARPENTER_FIELDS, {"runtimes", "soci_parallel_pull"}),
+        (KedaSqsScalerProps, checks._KEDA_FIELDS, {"namespace", "helm_timeout_seconds",
+                                                   "values"}),
+        (ModelBucketProps, checks._MODEL_BUCKET_FIELDS,
+         {"bucket_name", "noncurrent_version_expiration_days"}),
+        (SdRuntimeProps, runtime, {"namespace", "service_account", "shutdown_margin_seconds",
+                                   "scaling", "scaler_values", "helm_timeout_seconds"}),
+        (RuntimeScaling, runtime, {"activation_queue_length", "polling_interval_seconds"}),
+    ):
+        names = {f.name for f in dataclasses.fields(props)}
+        assert names - set(fields) == not_from_the_file, props.__name__
+        for path in (fields[name] for name in names & set(fields)):
+            assert path[-1] in keys_at(Config, path[:-1]), path  # a key the file has
