@@ -290,14 +290,6 @@ class ClusterConfig(_Model):
         None, description="Pin to install amazon-cloudwatch-observability."
     )
 
-    @field_validator("kubernetes_version", mode="before")
-    @classmethod
-    def _quoted(cls, value: Any) -> Any:
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            raise ValueError(f'must be a quoted version like "1.35": YAML read the unquoted '
-                             f"value as the number {value}")
-        return value
-
     @field_validator("endpoint_public_access_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:

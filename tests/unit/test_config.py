@@ -212,8 +212,8 @@ def test_an_unquoted_kubernetes_version_gets_a_hint_to_quote_it(tmp_path):
     problems = _load_problems(tmp_path, text)
     assert len(problems) == 1
     assert problems[0].startswith("cluster.kubernetes_version (line ")
-    assert 'must be a quoted version like "1.35"' in problems[0]
-    assert "the number 1.3" in problems[0]
+    assert problems[0].endswith('must be text: YAML read the unquoted 1.30 as 1.3; quote it: '
+                                '"1.30"')
 
 
 def test_a_date_where_text_belongs_and_an_alias_cycle_are_problems_not_crashes(tmp_path):
