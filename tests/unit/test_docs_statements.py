@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,11 @@ def test_a_second_make_local_exits_as_documented(tmp_path: Path):
     assert "Error 3" in made.stderr
     assert ("`python -m sdaas.local up` exits with status 3, which `make` reports as\n"
             "`Error 3` before exiting with its own status, 2.") in LOCAL_MODE
+
+
+def test_the_example_configuration_points_at_the_reference_that_exists():
+    example = (REPO_ROOT / "config.example.yaml").read_text()
+    pointers = re.findall(r'documented in (\S+) \("([^"]+)"\)', example)
+    assert pointers, "config.example.yaml no longer says where its keys are documented"
+    for document, section in pointers:
+        assert f"\n## {section}\n" in (REPO_ROOT / document).read_text(), (document, section)
