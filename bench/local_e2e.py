@@ -46,12 +46,10 @@ if str(REPO) not in sys.path:  # run as a script: `python bench/local_e2e.py`
 
 from sdaas.config import config_path  # noqa: E402
 from sdaas.local.emulator import FAKE_CREDENTIALS  # noqa: E402
-from sdaas.local.stack import (  # noqa: E402
-    LocalSettings,
-    LocalStack,
-    LocalStackError,
-    TerminalProgress,
-)
+from sdaas.local.errors import LocalStackError  # noqa: E402
+from sdaas.local.progress import TerminalProgress  # noqa: E402
+from sdaas.local.settings import LocalSettings  # noqa: E402
+from sdaas.local.stack import LocalStack  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -659,64 +659,42 @@ def render(
                 f"> - {code(change.label)}: **{what}**. {warning.why[0].upper()}{warning.why[1:]}."
             )
         lines.append("")
-    if replaces:
-        lines += [f"### Replacements ({len(replaces)})", ""]
-        for change in replaces:
-            if change.replace_paths:
-                forced = ", ".join(
-                    code(format_path(p))
-                    for p in sorted(change.replace_paths, key=lambda p: [str(s) for s in p])
-                )
-                why = f"forced by {forced}"
-            else:
-                why = _reason(change) or "no reason given by Terraform"
-            lines.append(f"- {code(change.label)}: {_ORDER[change.actions]}; {why}")
-        lines.append("")
-    if deletes:
-        lines += [f"### Deletions ({len(deletes)})", ""]
-        for change in deletes:
-            why = _reason(change)
-            lines.append(f"- {code(change.label)}" + (f": {why}" if why else ""))
-        lines.append("")
-    if reads:
-        lines += [f"### Data sources read during apply ({len(reads)})", ""]
-        for change in reads:
-            why = _reason(change)
-            lines.append(f"- {code(change.address)}" + (f": {why}" if why else ""))
-        lines.append("")
-    if moves:
-        lines += [f"### Moved ({len(moves)})", ""]
-        lines += [f"- {code(c.previous_address or '')} → {code(c.address)}" for c in moves]
-        lines.append("")
-    if imports:
-        lines += [f"### Imported ({len(imports)})", ""]
-        lines += [f"- {code(c.address)}" for c in imports]
-        lines.append("")
-    if forgets:
-        lines += [f"### Removed from state, not destroyed ({len(forgets)})", ""]
-        lines += [f"- {code(c.label)}" for c in forgets]
-        lines.append("")
-    if others:
-        lines += [f"### Other actions ({len(others)})", ""]
-        lines += [f"- {code(c.label)}: {code(json.dumps(list(c.actions)))}" for c in others]
-        lines.append("")
-    if outputs:
-        lines += [f"### Output changes ({len(outputs)})", ""]
-        for name, actions in outputs:
-            kind = _KINDS.get(actions, json.dumps(list(actions)))
-            lines.append(f"- {code(name)}: {kind}")
-        lines.append("")
-    if drift:
-        lines += [f"### Changed outside Terraform ({len(drift)})", ""]
-        for change in drift:
-            verb = "deleted" if change.kind == DELETE else change.kind.replace("update", "updated")
-            lines.append(f"- {code(change.address)}: {verb}")
-        if drift_hidden:
-            lines.append(
-                f"- _{_plural(drift_hidden, 'other object')} changed outside Terraform in "
-                "ways no planned change depends on (not listed)._"
+    replacement_lines = []
+    for change in replaces:
+        if change.replace_paths:
+            forced = ", ".join(
+                code(format_path(p))
+                for p in sorted(change.replace_paths, key=lambda p: [str(s) for s in p])
             )
-        lines.append("")
+            why = f"forced by {forced}"
+        else:
+            why = _reason(change) or "no reason given by Terraform"
+        replacement_lines.append(f"- {code(change.label)}: {_ORDER[change.actions]}; {why}")
+    lines += _section("Replacements", len(replaces), replacement_lines)
+    lines += _section("Deletions", len(deletes), [
+        f"- {code(c.label)}" + (f": {why}" if (why := _reason(c)) else "") for c in deletes])
+    lines += _section("Data sources read during apply", len(reads), [
+        f"- {code(c.address)}" + (f": {why}" if (why := _reason(c)) else "") for c in reads])
+    lines += _section("Moved", len(moves), [
+        f"- {code(c.previous_address or '')} → {code(c.address)}" for c in moves])
+    lines += _section("Imported", len(imports), [f"- {code(c.address)}" for c in imports])
+    lines += _section("Removed from state, not destroyed", len(forgets),
+                      [f"- {code(c.label)}" for c in forgets])
+    lines += _section("Other actions", len(others), [
+        f"- {code(c.label)}: {code(json.dumps(list(c.actions)))}" for c in others])
+    lines += _section("Output changes", len(outputs), [
+        f"- {code(name)}: {_KINDS.get(actions, json.dumps(list(actions)))}"
+        for name, actions in outputs])
+    drift_lines = [
+        f"- {code(c.address)}: "
+        + ("deleted" if c.kind == DELETE else c.kind.replace("update", "updated"))
+        for c in drift]
+    if drift_hidden:
+        drift_lines.append(
+            f"- _{_plural(drift_hidden, 'other object')} changed outside Terraform in "
+            "ways no planned change depends on (not listed)._"
+        )
+    lines += _section("Changed outside Terraform", len(drift), drift_lines)
     if changing:
         lines += [
             "<details><summary>All changes</summary>",
@@ -726,6 +704,11 @@ def render(
             lines.append(f"- {code(change.label)}: {change.kind}")
         lines += ["", "</details>", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _section(title: str, count: int, rows: list[str]) -> list[str]:
+    """A ``### title (count)`` section listing ``rows``; nothing when ``count`` is 0."""
+    return [f"### {title} ({count})", "", *rows, ""] if count else []
 
 
 def _type_table(changes: Sequence[ResourceChange], total: Counter[str]) -> list[str]:

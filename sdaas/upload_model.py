@@ -30,10 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import os
-import re
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from constructs_lib.models import CHECKPOINT_DIRS
+from sdaas.terraform import TerraformError, read_output
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's smallest part (but the last)
@@ -313,35 +311,12 @@ def bucket_from_terraform(stack_dir: Path) -> str:
             "`make apply` first"
         )
     try:
-        proc = subprocess.run(
-            ["terraform", f"-chdir={stack_dir}", "output", "-no-color", "-json", "model_bucket"],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-    except FileNotFoundError:
-        raise UploadError("terraform is not installed: pass --bucket") from None
-    except subprocess.TimeoutExpired:
-        raise UploadError("terraform output did not answer within 120 s: pass --bucket") from None
-    if proc.returncode != 0:
-        raise UploadError(
-            f"cannot read the model_bucket output in {stack_dir}: "
-            f"{_terraform_error(proc.stderr or proc.stdout)}. Apply the stack first (`make "
-            "plan`, `make apply`), or pass --bucket"
-        )
-    try:
-        value = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        raise UploadError(f"terraform output model_bucket is not JSON: {proc.stdout!r}") from None
+        value = read_output(stack_dir, "model_bucket")
+    except TerraformError as exc:
+        raise UploadError(f"{exc}: pass --bucket") from None
     if not isinstance(value, str) or not value:
         raise UploadError(f"terraform output model_bucket is not a bucket name: {value!r}")
     return value
-
-
-def _terraform_error(text: str) -> str:
-    """The ``Error:`` line of Terraform's diagnostics (boxes and colours removed)."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip(" \u2502\u2575\u2577")
-             for line in text.splitlines()]
-    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
-    return (errors or [line for line in lines if line] or ["no output"])[0]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sdaas.local.emulator import FAKE_CREDENTIALS, Emulator
+from tests.support.stackdoc import StackDoc
 
 # Never let a test reach a real AWS account, whatever the developer's shell holds.
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -27,38 +28,6 @@ def emulator() -> Iterator[Emulator]:
         emu.stop()
 
 
-class Synthesized:
-    """The example app, synthesized once per test session."""
-
-    def __init__(self, stack_dir) -> None:
-        import json
-
-        self.stack_dir = stack_dir
-        self.doc = json.loads((stack_dir / "cdk.tf.json").read_text())
-
-    def resources(self, rtype: str) -> dict:
-        return self.doc.get("resource", {}).get(rtype, {})
-
-    def data(self, dtype: str) -> dict:
-        return self.doc.get("data", {}).get(dtype, {})
-
-    def addresses(self) -> list[str]:
-        out = []
-        for block, prefix in (("resource", ""), ("data", "data.")):
-            for rtype, items in self.doc.get(block, {}).items():
-                out.extend(f"{prefix}{rtype}.{name}" for name in items)
-        return sorted(out)
-
-    def by_path(self, rtype: str, path_suffix: str) -> dict:
-        """The one resource of ``rtype`` whose construct path ends with ``path_suffix``."""
-        hits = [
-            body for body in {**self.resources(rtype), **self.data(rtype)}.values()
-            if body["//"]["metadata"]["path"].endswith(path_suffix)
-        ]
-        assert len(hits) == 1, f"{len(hits)} {rtype} with path ending {path_suffix!r}"
-        return hits[0]
-
-
 @pytest.fixture(scope="session")
 def example_config():
     from sdaas.config import EXAMPLE_CONFIG, load_config
@@ -67,9 +36,9 @@ def example_config():
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory, example_config) -> Synthesized:
+def synthesized(tmp_path_factory, example_config) -> StackDoc:
     """``main.py``'s output for ``config.example.yaml`` (the import is paid once here)."""
     from sdaas.app import synth
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
-    return Synthesized(synth(example_config, outdir))
+    return StackDoc(synth(example_config, outdir))

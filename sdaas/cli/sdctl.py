@@ -12,7 +12,9 @@ v1alpha1 body (``alwayson_scripts.task`` ...) to ``POST /v1alpha1``. With ``--wa
 follows the task like ``wait``: a progress display (queued, running, completed, elapsed
 time) on standard error, and the images downloaded through their presigned URLs into
 ``DIR/<id>/`` (default ``./sd-outputs``). Submitting is idempotent, so a request that failed
-on a network error or a 429/5xx is sent again (at most 3 attempts).
+on a network error or a 429/502/503/504 is sent again (at most 3 attempts, honouring
+``Retry-After`` up to 10 s); an image download is tried again on a network error or a 5xx.
+Each retry is said on standard error, with its reason.
 
 Where the API is (the first that answers, per value):
 
@@ -42,16 +44,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+from sdaas.terraform import TerraformError, read_outputs
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -64,7 +71,9 @@ EXIT_INTERRUPTED = 130
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 35.0  # above API Gateway's 29 s integration timeout
 ATTEMPTS = 3
-RETRY_STATUSES = (429, 502, 503, 504)
+BACKOFF_SECONDS = 1.0  # urllib3 backoff factor: the second retry waits 2 s, a third 4 s
+RETRY_STATUSES = (429, 502, 503, 504)  # throttled, or the API briefly unavailable
+SERVER_ERRORS = tuple(range(500, 600))  # a download's storage failing for a moment
 MAX_RETRY_AFTER = 10.0
 FINAL = ("completed", "failed")
 DEFAULT_OUT = "sd-outputs"
@@ -119,17 +128,9 @@ def _terraform_outputs(stack_dir: Path) -> tuple[dict[str, Any] | None, str]:
     if not (stack_dir / "cdk.tf.json").exists() and not any(stack_dir.glob("*.tfstate")):
         return None, ""
     try:
-        proc = subprocess.run(["terraform", "output", "-json"], cwd=stack_dir,
-                              capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"terraform output in {stack_dir} failed: {exc}"
-    if proc.returncode != 0:
-        return None, f"terraform output in {stack_dir} failed: {proc.stderr.strip()[:300]}"
-    try:
-        document = json.loads(proc.stdout or "{}")
-    except ValueError:
-        return None, f"terraform output in {stack_dir} is not JSON"
-    values = {k: v.get("value") for k, v in document.items() if isinstance(v, dict)}
+        values = read_outputs(stack_dir)
+    except TerraformError as exc:
+        return None, str(exc)
     if not values.get("api_endpoint"):
         return None, f"{stack_dir} has no api_endpoint output (not applied yet?)"
     return {"endpoint": values["api_endpoint"], "api_key": values.get("api_key_value"),
@@ -229,12 +230,65 @@ def describe_error(response: requests.Response) -> str:
     return "\n".join(lines)
 
 
+class SayingRetry(Retry):
+    """urllib3's :class:`Retry` that says each retry, and why, before it waits."""
+
+    def __init__(self, *args: Any, say: Callable[[str], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.say = say
+
+    def new(self, **kw: Any) -> SayingRetry:
+        retry = super().new(**kw)
+        retry.say = self.say
+        return retry
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            return 0.0  # unreadable: the backoff applies
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: Any = None, error: Exception | None = None, _pool: Any = None,
+                  _stacktrace: TracebackType | None = None) -> SayingRetry:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if self.say is not None:
+            waited = retry.get_retry_after(response) if (
+                response is not None and self.respect_retry_after_header) else None
+            delay = waited or retry.get_backoff_time()
+            reason = (f"HTTP {response.status}" if response is not None
+                      else f"{type(error).__name__}: {error}")
+            path = (url or "").split("?", 1)[0]  # never a presigned URL's signature
+            self.say(f"sdctl: {method} {path}: {reason}; retrying in {delay:.0f}s")
+        return retry
+
+
+def retrying_session(err: IO[str], *, statuses: Collection[int],
+                     methods: Collection[str] | None) -> requests.Session:
+    """A session that sends a request again, at most ``ATTEMPTS`` times in all, on a network
+    error or one of ``statuses`` (``methods``: the verbs safe to repeat, ``None`` for all),
+    then hands back the last answer."""
+    retry = SayingRetry(total=ATTEMPTS - 1, status_forcelist=statuses,
+                        allowed_methods=None if methods is None else frozenset(methods),
+                        backoff_factor=BACKOFF_SECONDS, respect_retry_after_header=True,
+                        retry_after_max=MAX_RETRY_AFTER, raise_on_status=False,
+                        say=lambda line: print(line, file=err))
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Api:
-    """The task API with retries for what is safe to repeat."""
+    """The task API, every request sent again on throttling, unavailability or a network
+    error: submitting is idempotent (the same id and body return the original acceptance),
+    and reading a status changes nothing."""
 
     def __init__(self, connection: Connection, err: IO[str]) -> None:
         self.connection = connection
-        self.session = requests.Session()
+        self.session = retrying_session(err, statuses=RETRY_STATUSES, methods=None)
         self.session.headers.update({"x-api-key": connection.api_key,
                                      "User-Agent": "sdctl/0.1"})
         self.err = err
@@ -242,36 +296,16 @@ class Api:
     def request(self, method: str, path: str, body: bytes | None = None) -> requests.Response:
         url = f"{self.connection.endpoint}{path}"
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        last: str = ""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                response = self.session.request(method, url, data=body, headers=headers,
-                                                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                delay = float(attempt)
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS:
-                    return response
-                last = f"HTTP {response.status_code}"
-                delay = _retry_after(response, attempt)
-            if attempt < ATTEMPTS:
-                print(f"sdctl: {method} {path}: {last}; retrying in {delay:.0f}s",
-                      file=self.err)
-                time.sleep(delay)
-        raise CliError(EXIT_SERVER, f"cannot reach {url} ({last}); source: "
-                                    f"{self.connection.source}")
+        try:
+            return self.session.request(method, url, data=body, headers=headers,
+                                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+        except requests.RequestException as exc:
+            raise CliError(EXIT_SERVER, f"cannot reach {url} ({type(exc).__name__}: {exc}); "
+                                        f"source: {self.connection.source}") from None
 
     def status(self, task_id: str) -> dict[str, Any]:
         response = self.request("GET", f"/v1alpha2/tasks/{quote(task_id, safe='')}")
         return _json_or_raise(response)
-
-
-def _retry_after(response: requests.Response, attempt: int) -> float:
-    try:
-        return min(MAX_RETRY_AFTER, max(0.0, float(response.headers.get("Retry-After", ""))))
-    except ValueError:
-        return float(attempt)
 
 
 def _json_or_raise(response: requests.Response) -> dict[str, Any]:
@@ -379,10 +413,12 @@ def download(record: dict[str, Any], out: Path, out_stream: IO[str],
     directory = out / str(record.get("id"))
     directory.mkdir(parents=True, exist_ok=True)
     saved = []
+    # Presigned URLs carry their own authorization: no API key goes with them.
+    session = retrying_session(err, statuses=SERVER_ERRORS, methods={"GET"})
     for index, url in enumerate(urls):
         name = Path(urlsplit(images[index]).path).name if index < len(images) else ""
         target = directory / (name or f"image-{index}")
-        data = _fetch(url)
+        data = _fetch(session, url)
         partial = target.with_name(target.name + ".part")
         partial.write_bytes(data)
         partial.replace(target)
@@ -391,20 +427,17 @@ def download(record: dict[str, Any], out: Path, out_stream: IO[str],
     return saved
 
 
-def _fetch(url: str) -> bytes:
-    last = ""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            response = requests.get(url, timeout=(CONNECT_TIMEOUT, 120))
-        except requests.RequestException as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if response.status_code == 200:
-                return response.content
-            last = f"HTTP {response.status_code}: {response.text[:300]}"
-            if response.status_code < 500:
-                break  # an expired or refused URL: asking again will not help
-        time.sleep(attempt)
+def _fetch(session: requests.Session, url: str) -> bytes:
+    """The body of a presigned URL; an expired or refused one (4xx) is not asked again."""
+    try:
+        response = session.get(url, timeout=(CONNECT_TIMEOUT, 120))
+    except requests.RequestException as exc:
+        query = urlsplit(url).query
+        last = f"{type(exc).__name__}: {str(exc).replace(query, '...') if query else exc}"
+    else:
+        if response.status_code == 200:
+            return response.content
+        last = f"HTTP {response.status_code}: {response.text[:300]}"
     raise CliError(EXIT_SERVER, f"cannot download {urlsplit(url)._replace(query='').geturl()}"
                                 f" ({last})")
 

@@ -74,15 +74,14 @@ def _summary(stack) -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sdaas.config import ConfigError  # noqa: PLC0415
-    from sdaas.local.stack import (  # noqa: PLC0415
-        AlreadyRunning,
-        LocalSettings,
-        LocalStack,
-        LocalStackError,
-        TerminalProgress,
+    from sdaas.local.errors import AlreadyRunning, LocalStackError  # noqa: PLC0415
+    from sdaas.local.processes import (  # noqa: PLC0415
         signals_ignored,
         signals_stop_the_stack,
     )
+    from sdaas.local.progress import TerminalProgress  # noqa: PLC0415
+    from sdaas.local.settings import LocalSettings  # noqa: PLC0415
+    from sdaas.local.stack import LocalStack  # noqa: PLC0415
 
     settings = LocalSettings(
         workdir=Path(args.workdir), config_file=Path(args.config) if args.config else None,
@@ -121,13 +120,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from sdaas.local.stack import stop_running  # noqa: PLC0415
+    from sdaas.local.workdir import stop_running  # noqa: PLC0415
 
     return stop_running(Path(args.workdir), timeout=args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sdaas.local.stack import is_ours, lock_is_held, read_json  # noqa: PLC0415
+    from sdaas.local.workdir import is_ours, lock_is_held, read_json  # noqa: PLC0415
 
     workdir = Path(args.workdir).resolve()
     state = read_json(workdir / "state.json")
@@ -160,7 +159,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from sdaas.config import load_config  # noqa: PLC0415
-    from sdaas.local.stack import synthesize  # noqa: PLC0415
+    from sdaas.local.deploy import synthesize  # noqa: PLC0415
 
     stack_dir = synthesize(load_config(args.config), args.endpoint, Path(args.outdir).resolve())
     print(stack_dir)

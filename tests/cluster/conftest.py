@@ -5,46 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster.stacks import synth_stack
+from tests.support.stackdoc import StackDoc
 
 
-@dataclass
-class ClusterSynth:
+class ClusterSynth(StackDoc):
     """One synthesized stack: its directory, its JSON and the constructs that made it."""
 
-    stack_dir: Path
-    doc: dict[str, Any]
-    cluster: Any  # GpuEksCluster
-    pool: Any  # KarpenterGpuPool | None
-
-    def resources(self, rtype: str) -> dict[str, dict[str, Any]]:
-        return self.doc.get("resource", {}).get(rtype, {})
-
-    def data(self, dtype: str) -> dict[str, dict[str, Any]]:
-        return self.doc.get("data", {}).get(dtype, {})
-
-    def addresses(self) -> list[str]:
-        out = []
-        for block, prefix in (("resource", ""), ("data", "data.")):
-            for rtype, items in self.doc.get(block, {}).items():
-                out.extend(f"{prefix}{rtype}.{name}" for name in items)
-        return sorted(out)
-
-    def by_path(self, rtype: str, path_suffix: str) -> dict[str, Any]:
-        """The one resource (or data source) of ``rtype`` whose construct path ends with
-        ``path_suffix``."""
-        hits = [
-            body for body in {**self.resources(rtype), **self.data(rtype)}.values()
-            if body["//"]["metadata"]["path"].endswith(path_suffix)
-        ]
-        assert len(hits) == 1, f"{len(hits)} {rtype} with path ending {path_suffix!r}"
-        return hits[0]
+    def __init__(self, stack_dir: Path, doc: dict[str, Any] | None, cluster: Any,
+                 pool: Any) -> None:
+        super().__init__(stack_dir, doc)
+        self.cluster = cluster  # GpuEksCluster
+        self.pool = pool  # KarpenterGpuPool | None
 
     def address_of(self, rtype: str, path_suffix: str) -> str:
         """``rtype.<logical id>`` of the resource whose path ends with ``path_suffix``."""
@@ -73,8 +50,7 @@ def example(tmp_path_factory, example_config) -> ClusterSynth:
     """``config.example.yaml``'s cluster and GPU pools, synthesized to disk (assets too)."""
     outdir = tmp_path_factory.mktemp("cluster-out")
     stack_dir, cluster, pool = synth_stack(outdir, example_config.name, config=example_config)
-    doc = json.loads((stack_dir / "cdk.tf.json").read_text())
-    return ClusterSynth(stack_dir=stack_dir, doc=doc, cluster=cluster, pool=pool)
+    return ClusterSynth(stack_dir, None, cluster, pool)
 
 
 @pytest.fixture(scope="session")

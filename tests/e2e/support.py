@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -47,12 +46,6 @@ def png_text(data: bytes) -> dict[str, str]:
 
 def reference_request(relative: str) -> dict[str, Any]:
     return json.loads((FIXTURES / relative).read_text())
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sdaas.local.stack import INSTANCE_ENV
-from tests.e2e.support import REPO, port_open, processes_with, wait_for
+from sdaas.local.environment import INSTANCE_ENV
+from sdaas.local.workdir import port_open
+from tests.e2e.support import REPO, processes_with, wait_for
 from tests.support.terraform import plugin_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform, pytest.mark.emulator]

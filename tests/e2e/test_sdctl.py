@@ -244,6 +244,35 @@ def test_an_unreachable_api_exits_5() -> None:
                                               "SD_API_KEY": "k"})
     assert code == sdctl.EXIT_SERVER
     assert "cannot reach http://127.0.0.1:9/prod/v1alpha2/tasks/t1" in err
+    # Tried ATTEMPTS times in all, each retry said with its reason.
+    retries = [line for line in err.splitlines() if "retrying" in line]
+    assert len(retries) == sdctl.ATTEMPTS - 1
+    assert all("GET /prod/v1alpha2/tasks/t1: NewConnectionError" in line for line in retries)
+
+
+def test_retry_waits_follow_retry_after_up_to_a_cap(api: FakeApi, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(sdctl.time, "sleep", waits.append)
+    accepted = {"id": "t1", "runtime": "sdruntime", "output_location": "s3://b/output/t1"}
+    api.routes[("POST", "/prod/v1alpha2")] = [
+        (429, {"Retry-After": "3600"}, b'{"message": "Too Many Requests"}'),
+        (503, {"Retry-After": "soon"}, b'{"message": "unavailable"}'),  # unreadable
+        (202, {}, json.dumps(accepted).encode())]
+    code, _, err = run(["submit", str(write(tmp_path, T2I))], api)
+    assert code == sdctl.EXIT_OK, err
+    # An hour asked for is capped; an unreadable header falls back to the backoff (the
+    # second retry's: twice the factor).
+    assert waits == [sdctl.MAX_RETRY_AFTER, 2 * sdctl.BACKOFF_SECONDS]
+    assert "HTTP 429; retrying in 10s" in err and "HTTP 503; retrying in 2s" in err
+
+
+def test_a_client_error_is_not_sent_again(api: FakeApi, tmp_path: Path) -> None:
+    api.json("POST", "/prod/v1alpha2", (400, {"error": {"code": "invalid_request",
+                                                        "message": "bad", "details": []}}))
+    code, _, err = run(["submit", str(write(tmp_path, T2I))], api)
+    assert code == sdctl.EXIT_CLIENT
+    assert len(api.seen) == 1 and "retrying" not in err
 
 
 # --- waiting and downloading ----------------------------------------------------------------
@@ -326,6 +355,20 @@ def test_json_output(api: FakeApi, tmp_path: Path) -> None:
     assert api.seen[-1][1] == "/prod/v1alpha1"
 
 
+def test_a_download_is_tried_again_on_a_server_error(api: FakeApi, tmp_path: Path) -> None:
+    done = _completed(api)
+    api.routes[("GET", "/files/image-0.png")] = [(503, {}, b"<Error>SlowDown</Error>"),
+                                                 (200, {}, b"PNG0")]
+    api.json("GET", "/prod/v1alpha2/tasks/t1", (200, done))
+    code, _, err = run(["wait", "t1", "--out", str(tmp_path)], api)
+    assert code == sdctl.EXIT_OK, err
+    assert (tmp_path / "t1" / "image-0.png").read_bytes() == b"PNG0"
+    assert "GET /files/image-0.png: HTTP 503; retrying" in err
+    assert "X-Amz-Signature" not in err  # the signature is not printed
+    downloads = [s for s in api.seen if s[1].startswith("/files/image-0.png")]
+    assert len(downloads) == 2
+
+
 def test_an_expired_image_url_is_reported(api: FakeApi, tmp_path: Path) -> None:
     done = _completed(api)
     api.routes[("GET", "/files/image-0.png")] = [(403, {}, b"<Error>Request has expired"
@@ -335,3 +378,4 @@ def test_an_expired_image_url_is_reported(api: FakeApi, tmp_path: Path) -> None:
     assert code == sdctl.EXIT_SERVER
     assert "cannot download" in err and "Request has expired" in err
     assert "X-Amz-Signature" not in err  # the signature is not printed
+    assert "retrying" not in err  # an expired URL is not asked again

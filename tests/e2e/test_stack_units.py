@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 
 from sdaas.config import EXAMPLE_CONFIG, load_config
-from sdaas.local.stack import (
-    INSTANCE_ENV,
-    AlreadyRunning,
-    LocalSettings,
-    LocalStack,
-    TerminalProgress,
-    agent_environment,
-    is_ours,
-    kill_leftovers,
-    lock_is_held,
-    stop_running,
-)
+from sdaas.local.environment import INSTANCE_ENV, agent_environment
+from sdaas.local.errors import AlreadyRunning
+from sdaas.local.examples import write_examples
+from sdaas.local.progress import TerminalProgress
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
+from sdaas.local.workdir import is_ours, kill_leftovers, lock_is_held, stop_running
 from tests.e2e.support import pid_alive, wait_for
 
 OUTPUTS = {"queue_urls": {"sdruntime": "http://127.0.0.1:1/123/q1", "comfyui": "http://q2"},
@@ -57,6 +52,21 @@ def test_the_agent_environment_follows_the_architecture() -> None:
 
     parsed = agent_config(env)  # a valid agent configuration
     assert parsed.health_port == 0 and parsed.wait_time_seconds == 2
+
+
+def test_one_example_request_per_runtime_in_its_api_shape(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    files = write_examples(config.runtimes, tmp_path / "examples")
+    assert files == {r.name: tmp_path / "examples" / f"{r.name}.json" for r in config.runtimes}
+    tasks = {name: json.loads(path.read_text())["task"] for name, path in files.items()}
+    assert {name: (t["metadata"]["id"], t["metadata"]["runtime"], t["metadata"]["tasktype"])
+            for name, t in tasks.items()} == {
+        "sdruntime": ("hello-sdruntime", "sdruntime", "text-to-image"),
+        "comfyui": ("hello-comfyui", "comfyui", "pipeline")}
+    assert tasks["sdruntime"]["content"]["prompt"] == "a lighthouse on a cliff at dawn"
+    workflow = tasks["comfyui"]["content"]
+    assert {node["class_type"] for node in workflow.values()} >= {"KSampler", "SaveImage"}
+    assert workflow["6"]["inputs"]["text"] == "a lighthouse on a cliff at dawn"
 
 
 def test_leftovers_are_killed_only_when_provably_ours() -> None:
@@ -130,15 +140,18 @@ def test_a_held_lock_refuses_a_second_stack_and_down_signals_its_holder(tmp_path
 
 def test_progress_on_a_log_is_throttled_lines() -> None:
     stream = io.StringIO()
-    progress = TerminalProgress(stream, interval_seconds=3600)
+    now = [100.0]  # the injected clock: uptime or wall time play no part
+    progress = TerminalProgress(stream, interval_seconds=10, clock=lambda: now[0])
     progress.step("terraform apply")
     for count in range(5):
         progress.update(f"{count}/61 resources")
+        now[0] += 3
     progress.done("terraform apply")
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "  ... terraform apply"
-    assert lines[1] == "  ... 0/61 resources"  # then throttled
-    assert lines[2].startswith("  ok  terraform apply (")
+    assert lines == ["  ... terraform apply",
+                     "  ... 0/61 resources",  # the first update of a step, at 100 s
+                     "  ... 4/61 resources",  # 12 s later: the next one due
+                     "  ok  terraform apply (15.0s)"]
     assert "\r" not in stream.getvalue()
 
 
@@ -165,7 +178,7 @@ def test_children_die_with_the_orchestrator(tmp_path: Path) -> None:
     script.write_text(
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from sdaas.local.stack import Child\n"
+        "from sdaas.local.processes import Child\n"
         f"c = Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'],\n"
         f"          {{}}, Path({str(tmp_path / 'c.log')!r}), Path('.')).start()\n"
         "print(c.pid, flush=True)\n"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from sdaas.terraform import Terraform
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,49 +32,9 @@ def terraform_binary() -> str | None:
     return shutil.which("terraform")
 
 
-def terraform_env(cli_config: Path | None = None) -> dict[str, str]:
-    """The environment for terraform: no update check, no prompts, no colour."""
-    env = dict(os.environ)
-    env.update({"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
-    if cli_config is not None:
-        env["TF_CLI_CONFIG_FILE"] = str(cli_config)
-    return env
-
-
-def terraform(workdir: Path, *args: str, env: dict[str, str]) -> str:
-    binary = terraform_binary()
-    if binary is None:
-        raise RuntimeError("terraform is not on the PATH")
-    result = subprocess.run(
-        [binary, *args, "-no-color"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"terraform {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-        )
-    return result.stdout
-
-
-def show_plan(workdir: Path, *plan_args: str, env: dict[str, str]) -> dict[str, Any]:
-    terraform(workdir, "plan", "-input=false", "-out=plan.out", *plan_args, env=env)
-    binary = terraform_binary()
-    assert binary is not None
-    shown = subprocess.run(
-        [binary, "show", "-json", "plan.out"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    return json.loads(shown.stdout)
+def show_plan(tf: Terraform, *plan_args: str) -> dict[str, Any]:
+    tf.run("plan", "-input=false", "-out=plan.out", *plan_args)
+    return json.loads(tf.run("show", "-json", "plan.out").stdout)
 
 
 def builtin_plans(workdir: Path) -> dict[str, dict[str, Any]]:
@@ -82,16 +43,16 @@ def builtin_plans(workdir: Path) -> dict[str, dict[str, Any]]:
     Applies fixtures/builtin/v1, plans it again (no changes), taints one resource, then
     plans fixtures/builtin/v2 against that state.
     """
-    env = terraform_env()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "network.tfstate").write_text(json.dumps(NETWORK_STATE))
     shutil.copy(FIXTURES / "builtin" / "v1" / "main.tf", workdir / "main.tf")
-    terraform(workdir, "init", "-input=false", env=env)
-    terraform(workdir, "apply", "-input=false", "-auto-approve", env=env)
-    plans = {"builtin-nochange": show_plan(workdir, env=env)}
-    terraform(workdir, "taint", "terraform_data.tainted", env=env)
+    tf = Terraform(workdir)
+    tf.init()
+    tf.run("apply", "-input=false", "-auto-approve")
+    plans = {"builtin-nochange": show_plan(tf)}
+    tf.run("taint", "terraform_data.tainted")
     shutil.copy(FIXTURES / "builtin" / "v2" / "main.tf", workdir / "main.tf")
-    plans["builtin-mixed"] = show_plan(workdir, env=env)
+    plans["builtin-mixed"] = show_plan(tf)
     return plans
 
 
@@ -109,14 +70,14 @@ def aws_plans(workdir: Path, plugin_mirror: Path, endpoint: str) -> dict[str, di
         '    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
         '  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n'
     )
-    env = terraform_env(cli_config)
     shutil.copy(FIXTURES / "aws" / "main.tf", workdir / "main.tf")
+    tf = Terraform(workdir, env={**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config)})
     endpoint_var = f"-var=endpoint={endpoint}"
-    terraform(workdir, "init", "-input=false", env=env)
-    terraform(workdir, "apply", "-input=false", "-auto-approve", endpoint_var, env=env)
+    tf.init()
+    tf.run("apply", "-input=false", "-auto-approve", endpoint_var)
     return {
-        "aws-nochange": show_plan(workdir, endpoint_var, env=env),
+        "aws-nochange": show_plan(tf, endpoint_var),
         "aws-replace": show_plan(
-            workdir, endpoint_var, "-var=gen=2", "-replace=aws_ecr_repository.agent", env=env
+            tf, endpoint_var, "-var=gen=2", "-replace=aws_ecr_repository.agent"
         ),
     }

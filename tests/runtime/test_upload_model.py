@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from sdaas import upload_model
+from sdaas import terraform, upload_model
 from sdaas.config import EXAMPLE_CONFIG, load_config
 from sdaas.upload_model import (
     MIB,
@@ -162,7 +162,7 @@ def test_bucket_from_terraform_reads_the_model_bucket_output(tmp_path, monkeypat
         calls.append(args)
         return Done()
 
-    monkeypatch.setattr(upload_model.subprocess, "run", fake_run)
+    monkeypatch.setattr(terraform.subprocess, "run", fake_run)
     assert upload_model.bucket_from_terraform(tmp_path) == "sdaas-models-123456789012-us-west-2"
     assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-no-color", "-json",
                       "model_bucket"]]
@@ -193,8 +193,10 @@ def test_reading_the_bucket_before_apply_says_so_without_terminal_codes(tmp_path
                  "--config", str(EXAMPLE_CONFIG)]) == 2
     err = capsys.readouterr().err
     assert "\x1b[" not in err and "\u2502" not in err
-    assert err.startswith(f"upload-model: cannot read the model_bucket output in {stack}: ")
-    assert "Apply the stack first (`make plan`, `make apply`), or pass --bucket" in err
+    assert err.startswith(f"upload-model: cannot read the model_bucket output in {stack} "
+                          "(has the stack been applied?): ")
+    assert err.rstrip().endswith('Error: Backend initialization required, please run '
+                                 '"terraform init": pass --bucket')
 
 
 # --- units -------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Running the real Terraform binary in tests.
+"""Running the real Terraform binary in tests, through the project's runner
+(:class:`sdaas.terraform.Terraform`).
 
 * Providers come from the directory named by ``TF_PLUGIN_DIR`` (a filesystem mirror:
   ``<dir>/registry.terraform.io/hashicorp/aws/<version>/<os_arch>/``); ``.ci/run``
   discovers it. Without it, tests that need Terraform are skipped with the reason.
 * :func:`without_in_cluster` is the documented helper that removes the in-cluster part
   (Helm and Kubernetes providers and their resources), which cannot be initialised
-  offline, and returns what it removed so tests can prove nothing else went.
+  offline, and returns what it removed so tests can prove nothing else went;
+  :func:`without_types` removes any other resource types the same way.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import copy
 import json
 import os
 import shutil
-import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sdaas import terraform as runner
 
 IN_CLUSTER_PROVIDERS = ("helm", "kubernetes")
 IN_CLUSTER_PREFIXES = tuple(f"{p}_" for p in IN_CLUSTER_PROVIDERS)
@@ -33,10 +36,10 @@ def plugin_dir() -> Path:
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must run every Terraform test)")
         pytest.skip(message)
-    path = Path(value)
-    if not (path / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
-        pytest.fail(f"TF_PLUGIN_DIR={value} holds no registry.terraform.io/hashicorp/aws")
-    return path
+    try:
+        return runner.check_mirror(Path(value))
+    except runner.TerraformError as exc:
+        pytest.fail(str(exc))
 
 
 def terraform_binary() -> str:
@@ -46,32 +49,24 @@ def terraform_binary() -> str:
     return binary
 
 
-def without_in_cluster(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A copy of a synthesized ``cdk.tf.json`` without Helm/Kubernetes providers and resources.
+def without_types(doc: dict[str, Any],
+                  drop: Callable[[str], bool]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of a synthesized ``cdk.tf.json`` without the resources and data sources whose
+    type ``drop`` accepts, and without ``depends_on`` entries that named them.
 
-    Returns the copy and the sorted addresses (and provider names) removed. Anything that is
-    not a Helm or Kubernetes provider, resource or data source stays.
+    Returns the copy and the sorted addresses removed; the input is left as it was.
     """
     out = copy.deepcopy(doc)
     removed: list[str] = []
     for block in ("resource", "data"):
         for rtype in list(out.get(block, {})):
-            if rtype.startswith(IN_CLUSTER_PREFIXES):
-                for name in out[block][rtype]:
-                    prefix = "data." if block == "data" else ""
-                    removed.append(f"{prefix}{rtype}.{name}")
+            if drop(rtype):
+                prefix = "data." if block == "data" else ""
+                removed.extend(f"{prefix}{rtype}.{name}" for name in out[block][rtype])
                 del out[block][rtype]
         if block in out and not out[block]:
             del out[block]
-    for provider in IN_CLUSTER_PROVIDERS:
-        if provider in out.get("provider", {}):
-            del out["provider"][provider]
-            removed.append(f"provider.{provider}")
-        required = out.get("terraform", {}).get("required_providers", {})
-        if provider in required:
-            del required[provider]
-    # depends_on entries that named a removed resource
-    gone = {a for a in removed if not a.startswith("provider.")}
+    gone = set(removed)
     for block in ("resource", "data"):
         for resources in out.get(block, {}).values():
             for body in resources.values():
@@ -82,38 +77,36 @@ def without_in_cluster(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return out, sorted(removed)
 
 
-@dataclass
-class Terraform:
-    """``terraform`` in one working directory, with providers from the offline mirror."""
+def without_in_cluster(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of a synthesized ``cdk.tf.json`` without Helm/Kubernetes providers and resources.
 
-    workdir: Path
-    env: dict[str, str] | None = None
+    Returns the copy and the sorted addresses (and provider names) removed. Anything that is
+    not a Helm or Kubernetes provider, resource or data source stays.
+    """
+    out, removed = without_types(doc, lambda rtype: rtype.startswith(IN_CLUSTER_PREFIXES))
+    for provider in IN_CLUSTER_PROVIDERS:
+        if provider in out.get("provider", {}):
+            del out["provider"][provider]
+            removed.append(f"provider.{provider}")
+        required = out.get("terraform", {}).get("required_providers", {})
+        if provider in required:
+            del required[provider]
+    return out, sorted(removed)
 
-    def run(self, *args: str, check: bool = True,
-            timeout: int = 900) -> subprocess.CompletedProcess:
-        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
-               "CHECKPOINT_DISABLE": "1", **(self.env or {})}
-        env.pop("TF_CLI_CONFIG_FILE", None)
-        # Destroy-time steps call the AWS CLI: the one installed beside this interpreter.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["TF_CLI_CONFIG_FILE"] = os.devnull
-        proc = subprocess.run(
-            [terraform_binary(), *args, "-no-color"],
-            cwd=self.workdir, env=env, capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"terraform {' '.join(args)} exited {proc.returncode}\n"
-                f"stdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-6000:]}"
-            )
-        return proc
+
+class Terraform(runner.Terraform):
+    """``terraform`` in one working directory, with providers from the offline mirror, the
+    AWS CLI installed beside this interpreter first on the PATH (destroy-time steps call it)
+    and no user CLI configuration; ``env`` adds variables."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        super().__init__(workdir, binary=terraform_binary(), env={
+            **os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "PATH": path, **(env or {})})
 
     def init(self, *, backend: bool = False) -> None:
-        args = ["init", "-input=false", f"-plugin-dir={plugin_dir()}"]
-        if not backend:
-            args.append("-backend=false")
-        self.run(*args)
+        self.plugin_dir = plugin_dir()
+        super().init(backend=backend)
 
 
 def write_stack(doc: dict[str, Any], stack_dir: Path, workdir: Path) -> Path:
@@ -124,3 +117,12 @@ def write_stack(doc: dict[str, Any], stack_dir: Path, workdir: Path) -> Path:
         shutil.copytree(assets, workdir / "assets", dirs_exist_ok=True)
     (workdir / "cdk.tf.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
     return workdir
+
+
+def validate_aws_part(doc: dict[str, Any], stack_dir: Path, workdir: Path) -> dict[str, Any]:
+    """``terraform validate -json`` of ``doc`` without its in-cluster part (copied with the
+    stack's assets to ``workdir``); the validation report."""
+    aws_only, _ = without_in_cluster(doc)
+    terraform = Terraform(write_stack(aws_only, stack_dir, workdir))
+    terraform.init()
+    return json.loads(terraform.run("validate", "-json", check=False).stdout)

@@ -26,7 +26,13 @@ import pytest
 
 from sdaas.local.emulator import Emulator, load_aws_managed_policies
 from tests.cluster.stacks import synth_stack
-from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
+from tests.support.terraform import (
+    Terraform,
+    plugin_dir,
+    without_in_cluster,
+    without_types,
+    write_stack,
+)
 
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.slow,
               pytest.mark.timeout(540)]
@@ -39,20 +45,9 @@ MANAGED_POLICIES_ENV = "MOTO_IAM_LOAD_MANAGED_POLICIES"
 
 
 def without_moto_gaps(doc: dict) -> tuple[dict, list[str]]:
-    """``doc`` without the resource types moto lacks; also drops ``depends_on`` entries that
-    named them. Returns the copy and the removed addresses."""
-    out = json.loads(json.dumps(doc))
-    removed = []
-    for rtype in MOTO_LACKS:
-        removed.extend(f"{rtype}.{rid}" for rid in out["resource"].pop(rtype, {}))
-    gone = set(removed)
-    for items in out["resource"].values():
-        for body in items.values():
-            if "depends_on" in body:
-                body["depends_on"] = [d for d in body["depends_on"] if d not in gone]
-                if not body["depends_on"]:
-                    del body["depends_on"]
-    return out, sorted(removed)
+    """``doc`` without the resource types moto lacks (and ``depends_on`` entries naming
+    them); the copy and the removed addresses."""
+    return without_types(doc, MOTO_LACKS.__contains__)
 
 
 @pytest.fixture(scope="module")

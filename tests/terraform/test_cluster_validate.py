@@ -14,7 +14,7 @@ import pytest
 from constructs_lib.cluster import ExistingVpcProps, GpuEksClusterProps
 from constructs_lib.karpenter import GpuPoolRuntime, KarpenterGpuPoolProps
 from tests.cluster.stacks import synth_stack
-from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
+from tests.support.terraform import plugin_dir, validate_aws_part, without_in_cluster
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -61,10 +61,6 @@ def test_only_the_helm_releases_are_left_out(synthesized):
 
 def test_terraform_validate_accepts_the_aws_part(synthesized, tmp_path):
     stack_dir, doc = synthesized
-    aws_only, _ = without_in_cluster(doc)
-    terraform = Terraform(write_stack(aws_only, stack_dir, tmp_path / "stack"))
-    terraform.init()
-    result = terraform.run("validate", "-json")
-    report = json.loads(result.stdout)
+    report = validate_aws_part(doc, stack_dir, tmp_path / "stack")
     assert report["valid"] is True, report["diagnostics"]
     assert [d for d in report["diagnostics"] if d["severity"] in ("error", "warning")] == []

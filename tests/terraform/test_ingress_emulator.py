@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -25,20 +24,16 @@ REGION = "us-west-2"
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
-    from constructs_lib._cdktf import App
-    from sdaas.app import Emulation, build_ingress_stack
+    from sdaas.app import INGRESS_ONLY, Emulation, build_app
 
     emu = Emulator().start()
-    outdir = tmp_path_factory.mktemp("ingress-emulated")
-    app = App(outdir=str(outdir))
-    stack = build_ingress_stack(app, example_config, emulation=Emulation(endpoint=emu.endpoint))
-    app.synth()
-    tf = Terraform(Path(outdir) / "stacks" / stack.node.id)
+    built = build_app(example_config, tmp_path_factory.mktemp("ingress-emulated"),
+                      parts=INGRESS_ONLY, emulation=Emulation(endpoint=emu.endpoint))
+    tf = Terraform(built.synth())
     try:
         tf.init(backend=True)
         tf.run("apply", "-auto-approve", "-input=false")
-        outputs = {k: v["value"] for k, v in json.loads(tf.run("output", "-json").stdout).items()}
-        yield emu, tf, outputs
+        yield emu, tf, tf.outputs()
     finally:
         try:
             tf.run("destroy", "-auto-approve", "-input=false", check=False)

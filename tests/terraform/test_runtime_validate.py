@@ -1,8 +1,11 @@
-"""``terraform validate`` of the AWS part of the runtime stack (ServerlessIngress, model
-bucket, cluster, Karpenter, KEDA, runtimes, agent repository) with the real AWS provider
-from the offline mirror. The in-cluster part (Helm and Kubernetes providers, which are not
-available offline) is taken out with the documented helper and checked by rendering the
-charts instead (tests/runtime/test_synthesized_charts.py)."""
+"""The in-cluster part of the whole service (ServerlessIngress, model bucket, cluster,
+Karpenter, KEDA, runtimes, agent repository) that ``terraform validate`` leaves out.
+
+The runtime tests build their stack with the app's builder, so it is ``main.py``'s document:
+``terraform validate`` of its AWS part runs once, in test_validate.py. The in-cluster part
+(Helm and Kubernetes providers, which are not available offline) is taken out with the
+documented helper and checked by rendering the charts instead
+(tests/runtime/test_synthesized_charts.py)."""
 
 from __future__ import annotations
 
@@ -10,22 +13,13 @@ import json
 
 import pytest
 
-from tests.runtime import stack as stack_lib
-from tests.support.terraform import Terraform, plugin_dir, without_in_cluster, write_stack
+from tests.support.terraform import without_in_cluster
 
-pytestmark = [pytest.mark.terraform, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory, example_config):
-    plugin_dir()  # skip (or fail in CI) before synthesizing when there is no mirror
-    built = stack_lib.build(example_config, tmp_path_factory.mktemp("runtime-validate"))
-    stack_dir = stack_lib.synth(built)
-    return stack_dir, stack_lib.load(stack_dir)
+pytestmark = [pytest.mark.terraform]
 
 
 def test_only_the_in_cluster_part_is_left_out(synthesized):
-    _, doc = synthesized
+    doc = synthesized.doc
     aws_only, removed = without_in_cluster(doc)
     in_cluster = sorted(
         f"{rtype}.{rid}" for rtype, items in doc["resource"].items()
@@ -40,14 +34,3 @@ def test_only_the_in_cluster_part_is_left_out(synthesized):
     assert not any(t.startswith(("helm_", "kubernetes_")) for t in kept)
     # nothing left that depends on a removed resource
     assert "helm_release." not in json.dumps(aws_only)
-
-
-def test_terraform_validate_accepts_the_aws_part(synthesized, tmp_path):
-    stack_dir, doc = synthesized
-    aws_only, _ = without_in_cluster(doc)
-    terraform = Terraform(write_stack(aws_only, stack_dir, tmp_path / "stack"))
-    terraform.init()
-    result = terraform.run("validate", "-json")
-    report = json.loads(result.stdout)
-    assert report["valid"] is True, report["diagnostics"]
-    assert [d for d in report["diagnostics"] if d["severity"] == "error"] == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.terraform import IN_CLUSTER_PREFIXES, Terraform, without_in_cluster, write_stack
+from tests.support.terraform import IN_CLUSTER_PREFIXES, validate_aws_part, without_in_cluster
 
 pytestmark = [pytest.mark.terraform]
 
@@ -33,15 +33,13 @@ def test_helper_removes_only_in_cluster_parts():
 
 
 def test_example_app_validates_with_the_real_aws_provider(synthesized, tmp_path):
-    doc, removed = without_in_cluster(synthesized.doc)
+    _, removed = without_in_cluster(synthesized.doc)
     for address in removed:
         kind = address.removeprefix("data.").split(".")[0]
         assert address.startswith("provider.") or kind.startswith(IN_CLUSTER_PREFIXES), address
     kept = {a for a in synthesized.addresses()} - set(removed)
     assert kept, "nothing left to validate"
     assert all(not a.removeprefix("data.").startswith(IN_CLUSTER_PREFIXES) for a in kept)
-    tf = Terraform(write_stack(doc, synthesized.stack_dir, tmp_path / "stack"))
-    tf.init()
-    proc = tf.run("validate", "-json", check=False)
-    assert proc.returncode == 0, proc.stdout
-    assert '"valid": true' in proc.stdout
+    report = validate_aws_part(synthesized.doc, synthesized.stack_dir, tmp_path / "stack")
+    assert report["valid"] is True, report["diagnostics"]
+    assert [d for d in report["diagnostics"] if d["severity"] == "error"] == []

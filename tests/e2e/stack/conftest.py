@@ -19,8 +19,11 @@ import pytest
 import requests
 
 from sdaas.config import EXAMPLE_CONFIG
-from sdaas.local.stack import LocalSettings, LocalStack, RecordingProgress
-from tests.e2e.support import Tap, pid_alive, port_open, wait_for
+from sdaas.local.progress import RecordingProgress
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
+from sdaas.local.workdir import port_open
+from tests.e2e.support import Tap, pid_alive, wait_for
 from tests.support.terraform import plugin_dir
 
 SECONDS_PER_IMAGE = 0.05

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from sdaas.cli import sdctl
-from sdaas.local.stack import AlreadyRunning, LocalSettings, LocalStack
+from sdaas.local.errors import AlreadyRunning
+from sdaas.local.settings import LocalSettings
+from sdaas.local.stack import LocalStack
 from tests.e2e.stack.conftest import Deployed
 from tests.e2e.support import REPO, reference_request
 
