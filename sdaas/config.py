@@ -805,14 +805,20 @@ _UNION_TAGS = ("LocalState", "S3State", "local", "s3")
 
 
 def format_path(path: Iterable[Any]) -> str:
-    """``("runtimes", 1, "name")`` -> ``runtimes[1].name``."""
+    """``("runtimes", 1, "name")`` -> ``runtimes[1].name``; a key that is not a plain name
+    is quoted: ``tags["karpenter.sh/nodepool"]``."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
+            out += f"[{json.dumps(str(part))}]"
     return out or "(top level)"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _loc(error: Any) -> Path_:

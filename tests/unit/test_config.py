@@ -95,6 +95,13 @@ def test_unknown_keys_suggest_the_nearest_key_of_their_section():
     assert "surprise: unknown key" in problems
 
 
+def test_keys_that_are_not_plain_names_are_quoted_in_paths():
+    problems = _problems({**MINIMAL, "alarms": {"nginx:1.27": None},
+                          "tags": {"aws:team": "x"}, "cluster": {"addons": {"a.b": "1"}}})
+    assert 'alarms["nginx:1.27"]: unknown key' in problems
+    assert any(p.startswith("tags: ") for p in problems)
+
+
 def test_missing_and_duplicate_runtimes():
     assert _problems({}) == ["runtimes: is required"]
     dup = _problems({"runtimes": [{"name": "aa", "type": "sdwebui"},

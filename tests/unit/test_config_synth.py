@@ -32,7 +32,9 @@ from sdaas.config import EXAMPLE_CONFIG, Config
 
 EXAMPLE = yaml.safe_load(EXAMPLE_CONFIG.read_text())
 RUNTIME_NAMES = [r["name"] for r in EXAMPLE["runtimes"]]
-PROBLEM_LINE = re.compile(r"^  - (\(top level\)|[A-Za-z_][\w.\[\]-]*)( \(line \d+\))?: \S")
+# "  - <path> (line N): <message>"; a path is names, [index] and ["quoted key"].
+PROBLEM_LINE = re.compile(r'^  - (\(top level\)|[\w-]+(\.[\w-]+|\[\d+\]|\["([^"\\]|\\.)*"\])*)'
+                          r"( \(line \d+\))?: \S")
 
 
 def _key_paths(model: type[BaseModel], prefix: tuple) -> Iterator[tuple]:
