@@ -14,8 +14,8 @@ STACK = $(shell $(PY) -m sdaas.config --stack-name)
 STACK_DIR = cdktf.out/stacks/$(STACK)
 PYTEST_ARGS ?=
 
-.PHONY: help install synth check-config test lint schema docs plan apply destroy preflight bench \
-        local local-down upload-model agent-image clean
+.PHONY: help install synth check-config test lint schema docs cost plan apply destroy \
+        preflight bench local local-down upload-model agent-image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,8 +52,26 @@ schema: install ## Write config.schema.json (JSON Schema of the configuration fi
 docs: synth ## Regenerate docs/reference.md (config keys, construct props, outputs)
 	$(PY) -m sdaas.docs $(STACK_DIR)
 
+cost: synth ## Cost notes of your configuration (baseline per month, system node sizing, GPU per 1,000 images)
+	@$(PY) -m sdaas.costs $(STACK_DIR)
+
+# Printed when `terraform init` fails: every provider the configuration requires.
+define REQUIRED_PROVIDERS_PY
+import json, sys
+required = json.load(open(sys.argv[1]))["terraform"]["required_providers"]
+for name, spec in sorted(required.items()):
+    print(f"  {spec.get('source', name)} {spec.get('version', '')}".rstrip())
+endef
+export REQUIRED_PROVIDERS_PY
+
 plan: synth ## terraform plan: plan.out, plan.json and a Markdown summary plan.md
-	cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >/dev/null
+	@cd $(STACK_DIR) && $(TERRAFORM) init $(TF_INIT_FLAGS) >init.log 2>&1 || { \
+	  cat init.log >&2; \
+	  echo "terraform init could not install the providers this configuration requires:" >&2; \
+	  $(abspath $(PY)) -c "$$REQUIRED_PROVIDERS_PY" cdk.tf.json >&2; \
+	  echo "Without access to registry.terraform.io, set TF_PLUGIN_DIR to a filesystem mirror" \
+	    "holding each of them (<dir>/registry.terraform.io/<source>/<version>/<os_arch>/)." >&2; \
+	  exit 1; }
 	cd $(STACK_DIR) && $(TERRAFORM) plan -input=false -out=plan.out
 	cd $(STACK_DIR) && $(TERRAFORM) show -json plan.out > plan.json
 	$(VENV)/bin/sd-plan-summary $(STACK_DIR)/plan.json > $(STACK_DIR)/plan.md

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-RUNTIME_TYPES = ("sdwebui", "comfyui")
+from task_contract.delivery import (
+    LONG_POLL_SECONDS,
+    VISIBILITY_TIMEOUT_SECONDS,
+    default_heartbeat_seconds,
+    heartbeat_fits,
+)
+from task_contract.logformat import LEVELS
+from task_contract.metadata import RUNTIME_TYPES
+from task_contract.record import TASK_TTL_DAYS, TASK_TTL_DAYS_RANGE
+
+METRICS_NAMESPACE = "SdAsync/QueueAgent"  # CloudWatch namespace of the embedded metrics
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -39,11 +49,11 @@ class AgentConfig:
     runtime_name: str
     api_base_url: str = "http://127.0.0.1:8080"
     dynamic_model: bool = False
-    task_ttl_days: int = 30
+    task_ttl_days: int = TASK_TTL_DAYS
     log_level: str = "INFO"
-    wait_time_seconds: int = 20
-    visibility_timeout_seconds: int = 120
-    heartbeat_seconds: float = 30.0
+    wait_time_seconds: int = LONG_POLL_SECONDS
+    visibility_timeout_seconds: int = VISIBILITY_TIMEOUT_SECONDS
+    heartbeat_seconds: float = default_heartbeat_seconds(VISIBILITY_TIMEOUT_SECONDS)
     task_timeout_seconds: float = 600.0
     shutdown_grace_seconds: float = 90.0
     runtime_concurrency: int = 1
@@ -66,7 +76,7 @@ class AgentConfig:
     kube_api_url: str | None = None
     kube_serviceaccount_dir: str = DEFAULT_SERVICEACCOUNT_DIR
     comfyui_poll_seconds: float = 0.1
-    metrics_namespace: str = "SdAsync/QueueAgent"
+    metrics_namespace: str = METRICS_NAMESPACE
 
 
 class _Reader:
@@ -142,9 +152,11 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
     if urlparse(api_base_url).scheme not in ("http", "https"):
         r.problems.append(f"API_BASE_URL must be an http(s) URL (got {api_base_url!r})")
     concurrency = r.number("AGENT_RUNTIME_CONCURRENCY", 1, int, 1, 16)
-    visibility = r.number("AGENT_VISIBILITY_TIMEOUT_SECONDS", 120, int, 2, 43200)
-    heartbeat = r.number("AGENT_HEARTBEAT_SECONDS", min(30.0, visibility / 4), float, 0.2, 21600)
-    if heartbeat * 2 > visibility:
+    visibility = r.number("AGENT_VISIBILITY_TIMEOUT_SECONDS", VISIBILITY_TIMEOUT_SECONDS, int, 2,
+                          43200)
+    heartbeat = r.number("AGENT_HEARTBEAT_SECONDS", default_heartbeat_seconds(visibility), float,
+                         0.2, 21600)
+    if not heartbeat_fits(heartbeat, visibility):
         r.problems.append(
             "AGENT_HEARTBEAT_SECONDS must be at most half of AGENT_VISIBILITY_TIMEOUT_SECONDS "
             f"so a late heartbeat cannot let the message reappear (got {heartbeat} and "
@@ -160,9 +172,10 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
         runtime_name=r.required("RUNTIME_NAME", "the runtime's name, echoed in results"),
         api_base_url=api_base_url,
         dynamic_model=r.flag("DYNAMIC_SD_MODEL", False),
-        task_ttl_days=r.number("TASK_TTL_DAYS", 30, int, 1, 3650),
+        task_ttl_days=r.number("TASK_TTL_DAYS", TASK_TTL_DAYS, int, *TASK_TTL_DAYS_RANGE),
         log_level=(r.raw("LOG_LEVEL") or "INFO").upper(),
-        wait_time_seconds=r.number("AGENT_WAIT_TIME_SECONDS", 20, int, 0, 20),
+        wait_time_seconds=r.number("AGENT_WAIT_TIME_SECONDS", LONG_POLL_SECONDS, int, 0,
+                                   LONG_POLL_SECONDS),
         visibility_timeout_seconds=visibility,
         heartbeat_seconds=heartbeat,
         task_timeout_seconds=r.number("AGENT_TASK_TIMEOUT_SECONDS", 600.0, float, 1, 43200),
@@ -195,15 +208,15 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
         kube_serviceaccount_dir=r.raw("AGENT_KUBE_SERVICEACCOUNT_DIR")
         or DEFAULT_SERVICEACCOUNT_DIR,
         comfyui_poll_seconds=r.number("AGENT_COMFYUI_POLL_SECONDS", 0.1, float, 0.01, 10),
-        metrics_namespace=r.raw("AGENT_METRICS_NAMESPACE") or "SdAsync/QueueAgent",
+        metrics_namespace=r.raw("AGENT_METRICS_NAMESPACE") or METRICS_NAMESPACE,
     )
     if config.retry_delay_max_seconds < config.retry_delay_seconds:
         r.problems.append(
             "AGENT_RETRY_DELAY_MAX_SECONDS must be >= AGENT_RETRY_DELAY_SECONDS "
             f"(got {config.retry_delay_max_seconds} < {config.retry_delay_seconds})"
         )
-    if config.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        r.problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR "
+    if config.log_level not in LEVELS:
+        r.problems.append(f"LOG_LEVEL must be one of {', '.join(LEVELS)} "
                           f"(got {config.log_level!r})")
     if r.problems:
         raise ConfigError(r.problems)

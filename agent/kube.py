@@ -1,10 +1,11 @@
-"""Protects a pod that is working from voluntary disruption by Karpenter.
+"""The agent's own pod in the Kubernetes API.
 
 While a task runs, the agent's own pod carries ``karpenter.sh/do-not-disrupt: "true"`` so
 consolidation does not evict it mid-generation; when idle the annotation is removed. The
 patch goes to the in-cluster API with the pod's service-account token (the pod's service
 account needs ``patch`` on ``pods`` in its namespace). Best effort: a failure is logged and
-retried at the next change, never fatal.
+retried at the next change, never fatal. :func:`read_own_pod` reads the pod (``get``, the
+same grant) for its creation time, the origin of the cold-start measurement.
 """
 
 from __future__ import annotations
@@ -72,34 +73,17 @@ class PodAnnotator:
             if stopping:
                 return
 
-    def _namespace(self) -> str:
-        if self._config.pod_namespace:
-            return self._config.pod_namespace
-        path = os.path.join(self._config.kube_serviceaccount_dir, "namespace")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError:
-            return "default"
-
     def _patch(self, busy: bool) -> bool:
-        sa_dir = self._config.kube_serviceaccount_dir
         try:
-            with open(os.path.join(sa_dir, "token"), encoding="utf-8") as handle:
-                token = handle.read().strip()
+            url, headers, verify = _own_pod_request(self._config)
         except OSError as exc:
             logs.warning("pod_annotation_failed", reason=f"no service-account token: {exc}")
             return False
-        ca_path = os.path.join(sa_dir, "ca.crt")
-        verify: Any = ca_path if os.path.exists(ca_path) else True
-        url = (f"{self._config.kube_api_url}/api/v1/namespaces/{self._namespace()}"
-               f"/pods/{self._config.pod_name}")
         body = {"metadata": {"annotations": {ANNOTATION: "true" if busy else None}}}
         try:
             response = requests.patch(
                 url, data=json.dumps(body), timeout=TIMEOUT, verify=verify,
-                headers={"Authorization": f"Bearer {token}",
-                         "Content-Type": "application/merge-patch+json"},
+                headers={**headers, "Content-Type": "application/merge-patch+json"},
             )
         except requests.RequestException as exc:
             logs.warning("pod_annotation_failed", error=type(exc).__name__)
@@ -109,3 +93,49 @@ class PodAnnotator:
             return False
         logs.event("pod_annotation_set" if busy else "pod_annotation_removed")
         return True
+
+
+def read_own_pod(config: AgentConfig) -> dict[str, Any] | None:
+    """The agent's own pod object from the API (the ``get`` the annotation grant includes),
+    or None outside a cluster or when the API does not answer (one bounded attempt)."""
+    if not (config.kube_api_url and config.pod_name):
+        return None
+    try:
+        url, headers, verify = _own_pod_request(config)
+        response = requests.get(url, timeout=TIMEOUT, verify=verify, headers=headers)
+    except (OSError, requests.RequestException) as exc:
+        logs.warning("pod_read_failed", error=type(exc).__name__)
+        return None
+    if response.status_code != 200:
+        logs.warning("pod_read_failed", status=response.status_code)
+        return None
+    try:
+        pod = response.json()
+    except ValueError:
+        logs.warning("pod_read_failed", error="not JSON")
+        return None
+    return pod if isinstance(pod, dict) else None
+
+
+def _own_pod_request(config: AgentConfig) -> tuple[str, dict[str, str], Any]:
+    """URL, auth header and TLS verification for the agent's own pod; OSError without a
+    service-account token."""
+    sa_dir = config.kube_serviceaccount_dir
+    with open(os.path.join(sa_dir, "token"), encoding="utf-8") as handle:
+        token = handle.read().strip()
+    ca_path = os.path.join(sa_dir, "ca.crt")
+    verify: Any = ca_path if os.path.exists(ca_path) else True
+    url = (f"{config.kube_api_url}/api/v1/namespaces/{_namespace(config)}"
+           f"/pods/{config.pod_name}")
+    return url, {"Authorization": f"Bearer {token}"}, verify
+
+
+def _namespace(config: AgentConfig) -> str:
+    if config.pod_namespace:
+        return config.pod_namespace
+    path = os.path.join(config.kube_serviceaccount_dir, "namespace")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "default"

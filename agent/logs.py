@@ -1,5 +1,6 @@
 """Structured logs: one JSON object a line on stdout, plus CloudWatch embedded metrics.
 
+The line format is the task contract's (``task_contract.logformat``), the Lambdas' too.
 Callers log events with fields (ids, sizes, codes, timings), never whole payloads, URLs with
 query strings, or credentials: :func:`safe_url` strips what a URL may carry.
 """
@@ -14,24 +15,18 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from task_contract.logformat import log_line
+
 _LOGGER = logging.getLogger("agent")
 _write_lock = threading.Lock()
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "event": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if fields:
-            entry.update(fields)
+        fields = dict(getattr(record, "fields", None) or {})
         if record.exc_info and record.exc_info[0] is not None:
-            entry["exception"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
-        return json.dumps(entry, default=str, separators=(",", ":"))
+            fields["exception"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        return log_line(record.levelname, record.getMessage(), fields, record.created)
 
 
 def setup(level: str = "INFO") -> None:

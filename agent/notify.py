@@ -1,43 +1,15 @@
-"""The result message on the result topic (ARCHITECTURE §4, docs/contracts.md)."""
+"""Publishing the result message to the result topic.
+
+The message (its shape, and its rebuilding from a final task record after a crash) is the
+task contract's: ``task_contract.result``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-
-def result_message(
-    *, runtime: str, task_id: str, status: str, images: list[str], output_url: str,
-    context: Any, error: dict[str, Any] | None, timings: dict[str, float],
-) -> dict[str, Any]:
-    return {
-        "runtime": runtime,
-        "id": task_id,
-        "result": status == "completed",
-        "status": status,
-        "image_url": images,
-        "output_url": output_url,
-        "context": context,
-        "error": error,
-        "timings": timings,
-    }
-
-
-def message_from_record(record: dict[str, Any], bucket: str) -> dict[str, Any]:
-    """Rebuild the result message from a final task record (republishing after a crash)."""
-    context: Any = record.get("context", "")
-    if isinstance(context, str):
-        try:
-            context = json.loads(context)
-        except json.JSONDecodeError:
-            pass
-    location = record.get("output_location") or f"s3://{bucket}/output/{record['id']}"
-    return result_message(
-        runtime=str(record.get("runtime", "")), task_id=str(record["id"]),
-        status=str(record.get("status")), images=list(record.get("images") or []),
-        output_url=f"{location}/result.json", context=context, error=record.get("error"),
-        timings=dict(record.get("timings") or {}),
-    )
+from task_contract.result import message_attributes
 
 
 class ResultPublisher:
@@ -49,9 +21,6 @@ class ResultPublisher:
         answer = self._sns.publish(
             TopicArn=self.topic_arn,
             Message=json.dumps(message, separators=(",", ":"), default=str),
-            MessageAttributes={
-                "runtime": {"DataType": "String", "StringValue": message["runtime"] or "-"},
-                "status": {"DataType": "String", "StringValue": message["status"]},
-            },
+            MessageAttributes=message_attributes(message),
         )
         return str(answer.get("MessageId", ""))

@@ -31,18 +31,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agent import logs
 from agent.aws import AwsClients
+from agent.coldstart import ColdStart
 from agent.config import AgentConfig
 from agent.errors import TaskError, TransientError, clip
 from agent.inputs import InputFetcher
 from agent.job import Job
 from agent.kube import PodAnnotator
 from agent.messages import InvalidMessage, Task, parse_task
-from agent.notify import ResultPublisher, message_from_record, result_message
+from agent.notify import ResultPublisher
 from agent.queue import InputQueue
 from agent.report import log_finished, result_document
 from agent.runtimes.base import Cancelled, RuntimeAdapter
 from agent.status import TaskTable
 from agent.storage import OutputStore
+from task_contract.layout import output_location
+from task_contract.record import COMPLETED, FAILED, FINAL_STATUSES, parse_timestamp
+from task_contract.result import message_from_record, result_message
 
 MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
 _STOP = object()
@@ -51,7 +55,8 @@ _STOP = object()
 class Pipeline:
     def __init__(self, config: AgentConfig, clients: AwsClients, adapter: RuntimeAdapter,
                  fetcher: InputFetcher | None = None,
-                 annotator: PodAnnotator | None = None) -> None:
+                 annotator: PodAnnotator | None = None,
+                 cold_start: ColdStart | None = None) -> None:
         self.config = config
         self.adapter = adapter
         self.store = OutputStore(clients.s3, config.bucket)
@@ -60,6 +65,7 @@ class Pipeline:
         self.publisher = ResultPublisher(clients.sns, config.topic_arn)
         self.fetcher = fetcher or InputFetcher(config, clients.s3)
         self.annotator = annotator or PodAnnotator(config)
+        self.cold_start = cold_start or ColdStart(config)
         self.queue = InputQueue(clients.sqs, config)
         self.stopping = threading.Event()
         self.runtime_ready = threading.Event()
@@ -171,6 +177,7 @@ class Pipeline:
             if self.adapter.ready():
                 self.runtime_ready.set()
                 logs.event("runtime_ready", url=self.config.api_base_url)
+                self.cold_start.runtime_ready()
                 return
             if not announced:
                 logs.event("waiting_for_runtime", url=self.config.api_base_url)
@@ -264,6 +271,7 @@ class Pipeline:
             logs.event("task_received", task_id=task.id, tasktype=task.tasktype,
                        attempt=job.attempts, receive_count=job.receive_count,
                        source=task.source, queue_wait=round(job.timings["queue_wait"], 3))
+            self.cold_start.first_task()
             job.prepared = self.adapter.prepare(task, self.fetcher.fetch)
         except TaskError as exc:
             self._not_started(job)
@@ -345,13 +353,8 @@ class Pipeline:
 
     @staticmethod
     def _age_seconds(stamp: Any) -> float:
-        if not isinstance(stamp, str):
-            return math.inf
-        try:
-            moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            return math.inf
-        return (datetime.now(UTC) - moment).total_seconds()
+        moment = parse_timestamp(stamp)
+        return math.inf if moment is None else (datetime.now(UTC) - moment).total_seconds()
 
     # ================================================================= runtime workers ====
     def _work_loop(self) -> None:
@@ -450,7 +453,7 @@ class Pipeline:
         assert task is not None
         error = job.error
         exhausted = error is not None and not error.permanent
-        status = "failed" if error is not None else "completed"
+        status = FAILED if error is not None else COMPLETED
         error_doc = None
         if error is not None:
             error_doc = error.as_dict()
@@ -459,7 +462,7 @@ class Pipeline:
                                         "deliveries)")
         if not job.final_written and self.table is not None:
             record = self.table.get(task.id)
-            if record is not None and record.get("status") in ("completed", "failed"):
+            if record is not None and record.get("status") in FINAL_STATUSES:
                 self._lost_race(job, record)
                 return
         if not job.outputs_written:
@@ -485,14 +488,14 @@ class Pipeline:
         if not job.published:
             self.publisher.publish(result_message(
                 runtime=task.runtime, task_id=task.id, status=status, images=job.images,
-                output_url=f"{self._location(task)}/result.json", context=task.context,
+                location=self._location(task), context=task.context,
                 error=error_doc, timings=timings,
             ))
             job.published = True
         if not job.published_flagged and self.table is not None:
             self.table.mark_result_published(task.id)
             job.published_flagged = True
-        if status == "completed":
+        if status == COMPLETED:
             self.completed += 1
         else:
             self.failed += 1
@@ -516,7 +519,7 @@ class Pipeline:
 
     # ===================================================================== SQS helpers ====
     def _location(self, task: Task) -> str:
-        return f"s3://{self.config.bucket}/{task.prefix}/{task.id}"
+        return output_location(self.config.bucket, task.prefix, task.id)
 
     def _settle_transient(self, job: Job, error: TransientError) -> None:
         if self.queue.is_last_delivery(job) and job.task is not None:

@@ -55,7 +55,11 @@ def _is_inline(value: Any) -> bool:
 
 def log_finished(config: AgentConfig, job: Job, status: str,
                  error: dict[str, Any] | None) -> None:
-    """One JSON log line and one CloudWatch embedded-metric line for a finished task."""
+    """One JSON log line and one CloudWatch embedded-metric line for a finished task.
+
+    ``Total`` runs from the agent's receive to the result; ``EndToEnd`` adds the queue wait,
+    so it runs from the publish to the result (what a client waits).
+    """
     timings = job.public_timings()
     logs.event("task_finished", task_id=job.task_id, status=status, attempt=job.attempts,
                images=len(job.images), error_code=(error or {}).get("code"),
@@ -65,7 +69,8 @@ def log_finished(config: AgentConfig, job: Job, status: str,
         config.metrics_namespace, {"Runtime": config.runtime_name},
         {"QueueWait": timings["queue_wait"], "Download": timings["download"],
          "Inference": timings["inference"], "Upload": timings["upload"],
-         "Total": timings["total"], "TasksCompleted": float(status == "completed"),
+         "Total": timings["total"], "EndToEnd": timings["queue_wait"] + timings["total"],
+         "TasksCompleted": float(status == "completed"),
          "TasksFailed": float(status == "failed")},
         {"TasksCompleted": "Count", "TasksFailed": "Count"},
     )

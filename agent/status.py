@@ -8,45 +8,38 @@ caller, never overwritten.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from agent.messages import Task
+from task_contract.record import (
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SECONDS_PER_DAY,
+    Fields,
+    encode_context,
+    plain,
+    storable,
+    timestamp,
+)
 
-FINAL = ("completed", "failed")
 _NOT_FINAL = "attribute_not_exists(#status) OR NOT (#status IN (:completed, :failed))"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return timestamp(datetime.now(UTC))
 
 
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(round(value, 4)))
-    if isinstance(value, dict):
-        return {str(k): _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -57,44 +50,43 @@ class TaskTable:
     def __init__(self, client: Any, table: str, ttl_days: int) -> None:
         self._db = client
         self.table = table
-        self._ttl_seconds = ttl_days * 86400
+        self._ttl_seconds = ttl_days * SECONDS_PER_DAY
 
     def _update(self, task_id: str, expression: str, values: dict[str, Any],
                 condition: str | None = None, names: dict[str, str] | None = None,
                 returns: str = "NONE") -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "Key": {"id": {"S": task_id}},
+            "Key": {Fields.ID: {"S": task_id}},
             "UpdateExpression": expression,
             "ExpressionAttributeValues": {
-                k: _serializer.serialize(_to_dynamo(v)) for k, v in values.items()
+                k: _serializer.serialize(storable(v)) for k, v in values.items()
             },
             "ReturnValues": returns,
         }
-        all_names = {"#status": "status", **(names or {})}
+        all_names = {"#status": Fields.STATUS, **(names or {})}
         used = {n: a for n, a in all_names.items() if n in expression or n in (condition or "")}
         if used:
             kwargs["ExpressionAttributeNames"] = used
         if condition:
             kwargs["ConditionExpression"] = condition
         answer = self._db.update_item(**kwargs)
-        return {k: _from_dynamo(_deserializer.deserialize(v))
-                for k, v in (answer.get("Attributes") or {}).items()}
+        return _from_item(answer.get("Attributes") or {})
 
     def get(self, task_id: str) -> dict[str, Any] | None:
-        answer = self._db.get_item(TableName=self.table, Key={"id": {"S": task_id}},
+        answer = self._db.get_item(TableName=self.table, Key={Fields.ID: {"S": task_id}},
                                    ConsistentRead=True)
         item = answer.get("Item")
-        if not item:
-            return None
-        return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+        return _from_item(item) if item else None
 
     def mark_running(self, task: Task, output_location: str) -> tuple[int, dict[str, Any] | None]:
         """Mark the task running; return ``(attempts, None)``, or ``(0, record)`` if final."""
         now = now_iso()
-        names = {"#attempts": "attempts", "#updated": "updated_at", "#created": "created_at",
-                 "#runtime": "runtime", "#tasktype": "tasktype", "#output": "output_location",
-                 "#prefix": "prefix", "#context": "context", "#expires": "expires_at"}
+        names = {"#attempts": Fields.ATTEMPTS, "#updated": Fields.UPDATED_AT,
+                 "#created": Fields.CREATED_AT, "#runtime": Fields.RUNTIME,
+                 "#tasktype": Fields.TASKTYPE, "#output": Fields.OUTPUT_LOCATION,
+                 "#prefix": Fields.PREFIX, "#context": Fields.CONTEXT,
+                 "#expires": Fields.EXPIRES_AT}
         expression = (
             "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, "
             "#updated = :now, #created = if_not_exists(#created, :now), "
@@ -105,11 +97,11 @@ class TaskTable:
             "#expires = if_not_exists(#expires, :expires)"
         )
         values = {
-            ":running": "running", ":zero": 0, ":one": 1, ":now": now,
+            ":running": RUNNING, ":zero": 0, ":one": 1, ":now": now,
             ":runtime": task.runtime, ":tasktype": task.tasktype, ":output": output_location,
-            ":prefix": task.prefix, ":context": json.dumps(task.context, separators=(",", ":")),
+            ":prefix": task.prefix, ":context": encode_context(task.context),
             ":expires": int(time.time()) + self._ttl_seconds,
-            ":completed": "completed", ":failed": "failed",
+            ":completed": COMPLETED, ":failed": FAILED,
         }
         try:
             answer = self._update(task.id, expression, values, _NOT_FINAL, names, "UPDATED_NEW")
@@ -117,16 +109,16 @@ class TaskTable:
             if not _is_condition_failure(exc):
                 raise
             return 0, self.get(task.id) or {}
-        return int(answer.get("attempts", 1)), None
+        return int(answer.get(Fields.ATTEMPTS, 1)), None
 
     def mark_final(self, task: Task, status: str, images: list[str], error: dict[str, Any] | None,
                    timings: dict[str, float], output_location: str) -> bool:
         """Write the final status once; False when the task was already final."""
-        names = {"#images": "images", "#error": "error", "#timings": "timings",
-                 "#updated": "updated_at", "#published": "result_published",
-                 "#output": "output_location", "#created": "created_at",
-                 "#runtime": "runtime", "#tasktype": "tasktype", "#expires": "expires_at",
-                 "#context": "context"}
+        names = {"#images": Fields.IMAGES, "#error": Fields.ERROR, "#timings": Fields.TIMINGS,
+                 "#updated": Fields.UPDATED_AT, "#published": Fields.RESULT_PUBLISHED,
+                 "#output": Fields.OUTPUT_LOCATION, "#created": Fields.CREATED_AT,
+                 "#runtime": Fields.RUNTIME, "#tasktype": Fields.TASKTYPE,
+                 "#expires": Fields.EXPIRES_AT, "#context": Fields.CONTEXT}
         expression = (
             "SET #status = :status, #images = :images, #error = :error, #timings = :timings, "
             "#updated = :now, #published = :false, #output = :output, "
@@ -140,8 +132,8 @@ class TaskTable:
             ":now": now_iso(), ":false": False, ":output": output_location,
             ":rt": task.runtime, ":tt": task.tasktype,
             ":expires": int(time.time()) + self._ttl_seconds,
-            ":context": json.dumps(task.context, separators=(",", ":")),
-            ":completed": "completed", ":failed": "failed",
+            ":context": encode_context(task.context),
+            ":completed": COMPLETED, ":failed": FAILED,
         }
         try:
             self._update(task.id, expression, values, _NOT_FINAL, names)
@@ -152,15 +144,15 @@ class TaskTable:
         return True
 
     def mark_result_published(self, task_id: str) -> None:
-        self._update(task_id, "SET #published = :true", {":true": True}, "attribute_exists(id)",
-                     {"#published": "result_published"})
+        self._update(task_id, "SET #published = :true", {":true": True},
+                     f"attribute_exists({Fields.ID})", {"#published": Fields.RESULT_PUBLISHED})
 
     def release_running(self, task_id: str) -> None:
         """Set a task this agent gives back (shutdown) from running to queued."""
         try:
             self._update(task_id, "SET #status = :queued, #updated = :now",
-                         {":queued": "queued", ":now": now_iso(), ":running": "running"},
-                         "#status = :running", {"#updated": "updated_at"})
+                         {":queued": QUEUED, ":now": now_iso(), ":running": RUNNING},
+                         "#status = :running", {"#updated": Fields.UPDATED_AT})
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise

@@ -99,10 +99,11 @@ def deny_insecure_transport(resource_arns: Sequence[str], service: str) -> State
 
 
 def attach(grantee: Construct, id_: str, statements: Sequence[Statement], *,
-           role_name: str) -> None:
-    """One inline policy on ``role_name`` made of ``statements`` (created under grantee)."""
+           role_name: str):
+    """One inline policy on ``role_name`` made of ``statements`` (created under grantee);
+    returns the ``aws_iam_role_policy`` (for ``depends_on``)."""
     scope = Construct(grantee, id_)
-    aws.iam_role_policy.IamRolePolicy(
+    return aws.iam_role_policy.IamRolePolicy(
         scope,
         "Policy",
         name=id_,
@@ -142,8 +143,9 @@ class Role(Construct):
     def resource(self):
         return self._role
 
-    def add_policy(self, id_: str, statements: Sequence[Statement]) -> None:
-        attach(self, id_, statements, role_name=self.role_name)
+    def add_policy(self, id_: str, statements: Sequence[Statement]):
+        """An inline policy on this role; returns the ``aws_iam_role_policy``."""
+        return attach(self, id_, statements, role_name=self.role_name)
 
     def attach_managed(self, id_: str, policy_arn: str) -> None:
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import time
 import traceback
 from collections.abc import Callable
@@ -20,9 +19,9 @@ from typing import Any
 from lambda_src.aws import DependencyError
 from lambda_src.config import ConfigError
 from lambda_src.jsonlog import log
+from task_contract import jsontext
 
 JSON_CONTENT_TYPE = "application/json"
-MAX_JSON_DEPTH = 64  # deeper documents are refused before anything recurses over them
 
 
 @dataclass
@@ -131,17 +130,6 @@ def _too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the request body exceeds {max_bytes} bytes")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
 def parse_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8 (a BOM is tolerated), no NaN/Infinity, finite numbers, bounded depth."""
     try:
@@ -149,37 +137,9 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the request body is not valid UTF-8") from None
     try:
-        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise ApiError(400, "invalid_json", _depth_message()) from None
-    except ValueError as exc:  # JSONDecodeError, out-of-range numbers, huge integers
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
-    if json_depth(document) > MAX_JSON_DEPTH:
-        raise ApiError(400, "invalid_json", _depth_message())
-    return document
-
-
-def _depth_message() -> str:
-    return f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
-
-
-def json_depth(document: Any) -> int:
-    """Nesting depth of a parsed JSON value (scalars are 0), level by level, no recursion.
-
-    Stops counting just past ``MAX_JSON_DEPTH``; only containers are visited, so a body of
-    millions of scalars costs one pass over its containers.
-    """
-    deepest = 0
-    level = [document] if type(document) is dict or type(document) is list else []
-    while level and deepest <= MAX_JSON_DEPTH:
-        deepest += 1
-        children = []
-        for container in level:
-            for value in container.values() if type(container) is dict else container:
-                if type(value) is dict or type(value) is list:
-                    children.append(value)
-        level = children
-    return deepest
+        return jsontext.loads(text)
+    except jsontext.JsonError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is {exc}") from None
 
 
 def base_url(event: dict[str, Any]) -> str:
@@ -266,5 +226,5 @@ def run(name: str, handle: Handler, event: Any, context: Any) -> dict[str, Any]:
         level = "ERROR"
     fields["status"] = result["statusCode"]
     fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
-    log(level, f"{name} request", **fields)
+    log(level, "request", **fields)
     return result

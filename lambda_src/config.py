@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-RUNTIME_TYPES = ("sdwebui", "comfyui")
+from task_contract.metadata import RUNTIME_TYPES
+from task_contract.record import TASK_TTL_DAYS, TASK_TTL_DAYS_RANGE
 
-DEFAULT_TASK_TTL_DAYS = 30
 DEFAULT_SNS_MAX_BYTES = 262_144
 SNS_HARD_LIMIT_BYTES = 262_144  # SNS rejects larger messages (message + attributes)
 DEFAULT_MAX_BODY_BYTES = 10_485_760  # the API Gateway REST payload limit
@@ -129,7 +129,7 @@ def ingest_config(env: Mapping[str, str] | None = None) -> IngestConfig:
         bucket=_required(env, "OUTPUT_BUCKET", problems),
         topic_arn=_required(env, "INPUT_TOPIC_ARN", problems),
         runtimes=parse_runtimes(env.get("RUNTIMES", ""), problems),
-        task_ttl_days=_integer(env, "TASK_TTL_DAYS", DEFAULT_TASK_TTL_DAYS, 1, 3650, problems),
+        task_ttl_days=_integer(env, "TASK_TTL_DAYS", TASK_TTL_DAYS, *TASK_TTL_DAYS_RANGE, problems),
         sns_max_bytes=_integer(
             env, "SNS_MAX_BYTES", DEFAULT_SNS_MAX_BYTES, 1024, SNS_HARD_LIMIT_BYTES, problems
         ),

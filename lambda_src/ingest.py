@@ -19,6 +19,8 @@ from lambda_src import api, aws, config, messages, tasks, validation
 from lambda_src.api import ApiError
 from lambda_src.aws import DependencyError
 from lambda_src.jsonlog import log
+from task_contract.layout import output_location
+from task_contract.record import QUEUED, Fields
 
 V1ALPHA2 = "/v1alpha2"
 V1ALPHA1 = "/v1alpha1"
@@ -96,7 +98,7 @@ def submit(
     record = tasks.new_record(
         submission,
         sha256,
-        output_location=f"s3://{cfg.bucket}/{submission.prefix}/{submission.id}",
+        output_location=output_location(cfg.bucket, submission.prefix, submission.id),
         now=now,
         ttl_days=cfg.task_ttl_days,
     )
@@ -107,7 +109,7 @@ def submit(
 
     outcome = "accepted"
     if existing is not None:
-        if existing.get("request_sha256") != sha256:
+        if existing.get(Fields.REQUEST_SHA256) != sha256:
             fields["outcome"] = "id_conflict"
             raise ApiError(
                 409,
@@ -118,7 +120,7 @@ def submit(
             )
         record = existing
         # Published, or already picked up by an agent (which proves it was): nothing to do.
-        if existing.get("published") is True or existing.get("status") != tasks.STATUS_QUEUED:
+        if existing.get(Fields.PUBLISHED) is True or existing.get(Fields.STATUS) != QUEUED:
             fields["outcome"] = "duplicate"
             return _acceptance(record)
         outcome = "republished"
@@ -160,7 +162,7 @@ def submit(
         # resubmission publishes it again (the agent tolerates duplicate delivery).
         log(
             "WARNING",
-            "task published but not marked published",
+            "published_not_marked",
             id=submission.id,
             dependency=f"{exc.service}:{exc.operation}",
             dependency_error=exc.code,
@@ -176,7 +178,7 @@ def _id_path(submission: validation.Submission) -> str:
 
 def _acceptance(record: dict[str, Any]) -> Acceptance:
     return Acceptance(
-        id=str(record["id"]),
-        runtime=str(record.get("runtime", "")),
-        output_location=str(record.get("output_location", "")),
+        id=str(record[Fields.ID]),
+        runtime=str(record.get(Fields.RUNTIME, "")),
+        output_location=str(record.get(Fields.OUTPUT_LOCATION, "")),
     )

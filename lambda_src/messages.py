@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-CLAIM_CHECK_PREFIX = "_requests"
+from task_contract.layout import claim_check_key
 
 
 def canonical_json(task: dict[str, Any]) -> str:
@@ -38,10 +38,6 @@ def attributes_size(attributes: dict[str, dict[str, str]]) -> int:
         + len(spec["StringValue"].encode("utf-8"))
         for name, spec in attributes.items()
     )
-
-
-def claim_check_key(task_id: str, sha256: str) -> str:
-    return f"{CLAIM_CHECK_PREFIX}/{task_id}/{sha256}.json"
 
 
 @dataclass(frozen=True, kw_only=True)

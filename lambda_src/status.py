@@ -15,6 +15,8 @@ from urllib.parse import unquote
 from lambda_src import api, aws, config, tasks, validation
 from lambda_src.api import ApiError
 from lambda_src.aws import DependencyError
+from task_contract.metadata import check_id
+from task_contract.record import Fields, is_expired
 
 RESOURCE = "/v1alpha2/tasks/{id}"
 _PATH = re.compile(r"/v1alpha2/tasks/([^/]*)")
@@ -43,7 +45,7 @@ def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
             405, "method_not_allowed", f"{RESOURCE} accepts GET", headers={"Allow": "GET"}
         )
     problems = validation.Problems()
-    task_id = validation.check_id(raw_id, "id", problems)
+    task_id = check_id(raw_id, "id", problems)
     problems.raise_if_any()
     assert task_id is not None
     fields["id"] = task_id
@@ -53,7 +55,7 @@ def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     except DependencyError as exc:
         fields.update(dependency=f"{exc.service}:{exc.operation}", dependency_error=exc.code)
         raise api.dependency_error(exc, "task_table_failed", "the task table") from exc
-    if record is None or tasks.is_expired(record, datetime.now(UTC)):
+    if record is None or is_expired(record, datetime.now(UTC)):
         fields["outcome"] = "not_found"
         raise ApiError(404, "not_found", f"no task with id '{task_id}'")
     view = status_view(record, cfg)
@@ -70,7 +72,7 @@ def split_s3_uri(uri: str) -> tuple[str, str] | None:
 
 
 def status_view(record: dict[str, Any], cfg: config.StatusConfig) -> dict[str, Any]:
-    images = [uri for uri in record.get("images") or [] if isinstance(uri, str)]
+    images = [uri for uri in record.get(Fields.IMAGES) or [] if isinstance(uri, str)]
     image_urls = []
     for uri in images:
         location = split_s3_uri(uri)
@@ -88,18 +90,18 @@ def status_view(record: dict[str, Any], cfg: config.StatusConfig) -> dict[str, A
         except DependencyError as exc:
             raise api.dependency_error(exc, "presign_failed", "signing image URLs") from exc
         image_urls.append(url)
-    error = record.get("error")
-    timings = record.get("timings")
-    attempts = record.get("attempts")
+    error = record.get(Fields.ERROR)
+    timings = record.get(Fields.TIMINGS)
+    attempts = record.get(Fields.ATTEMPTS)
     return {
-        "id": record["id"],
-        "runtime": record.get("runtime"),
-        "tasktype": record.get("tasktype"),
-        "status": record.get("status"),
+        "id": record[Fields.ID],
+        "runtime": record.get(Fields.RUNTIME),
+        "tasktype": record.get(Fields.TASKTYPE),
+        "status": record.get(Fields.STATUS),
         "attempts": attempts if type(attempts) is int and attempts >= 0 else 0,
-        "created_at": record.get("created_at"),
-        "updated_at": record.get("updated_at"),
-        "output_location": record.get("output_location"),
+        "created_at": record.get(Fields.CREATED_AT),
+        "updated_at": record.get(Fields.UPDATED_AT),
+        "output_location": record.get(Fields.OUTPUT_LOCATION),
         "images": images,
         "image_urls": image_urls,
         "error": error if isinstance(error, dict) else None,

@@ -1,14 +1,13 @@
 """The task table (schema and rules in docs/contracts.md): create, read, mark published.
 
 Items are converted with boto3's DynamoDB type (de)serialisers; numbers come back as
-``int`` or ``float`` rather than ``Decimal``.
+``int`` or ``float`` rather than ``Decimal``. Attribute names, status values and value
+formats are the task contract's (``task_contract.record``), shared with the agent.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -16,30 +15,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_src import aws
 from lambda_src.validation import Submission
-
-STATUS_QUEUED = "queued"
+from task_contract.record import (
+    QUEUED,
+    Fields,
+    encode_context,
+    expires_at,
+    plain,
+    timestamp,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def iso_timestamp(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and a ``Z`` suffix."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def plain(value: Any) -> Any:
-    """A deserialised DynamoDB value as plain JSON types (``Decimal`` -> int/float)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [plain(item) for item in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if isinstance(value, bytes | bytearray):
-        return None  # binary attributes have no JSON form; the contract defines none
-    return value
 
 
 def _to_item(record: dict[str, Any]) -> dict[str, Any]:
@@ -53,24 +39,24 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 def new_record(
     submission: Submission, sha256: str, output_location: str, now: datetime, ttl_days: int
 ) -> dict[str, Any]:
-    stamp = iso_timestamp(now)
+    stamp = timestamp(now)
     record: dict[str, Any] = {
-        "id": submission.id,
-        "runtime": submission.runtime,
-        "tasktype": submission.tasktype,
-        "status": STATUS_QUEUED,
-        "attempts": 0,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "output_location": output_location,
-        "prefix": submission.prefix,
-        "request_sha256": sha256,
-        "source": submission.source,
-        "published": False,
-        "expires_at": int(now.timestamp()) + ttl_days * 86_400,
+        Fields.ID: submission.id,
+        Fields.RUNTIME: submission.runtime,
+        Fields.TASKTYPE: submission.tasktype,
+        Fields.STATUS: QUEUED,
+        Fields.ATTEMPTS: 0,
+        Fields.CREATED_AT: stamp,
+        Fields.UPDATED_AT: stamp,
+        Fields.OUTPUT_LOCATION: output_location,
+        Fields.PREFIX: submission.prefix,
+        Fields.REQUEST_SHA256: sha256,
+        Fields.SOURCE: submission.source,
+        Fields.PUBLISHED: False,
+        Fields.EXPIRES_AT: expires_at(now, ttl_days),
     }
     if submission.has_context:
-        record["context"] = json.dumps(submission.context, separators=(",", ":"))
+        record[Fields.CONTEXT] = encode_context(submission.context)
     return record
 
 
@@ -85,7 +71,9 @@ def create(table: str, record: dict[str, Any], now: datetime) -> dict[str, Any] 
         client.put_item(
             TableName=table,
             Item=_to_item(record),
-            ConditionExpression="attribute_not_exists(id) OR expires_at < :now",
+            ConditionExpression=(
+                f"attribute_not_exists({Fields.ID}) OR {Fields.EXPIRES_AT} < :now"
+            ),
             ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
@@ -95,7 +83,7 @@ def create(table: str, record: dict[str, Any], now: datetime) -> dict[str, Any] 
         old = exc.response.get("Item")
         if old:
             return _from_item(old)
-        existing = get(table, record["id"])
+        existing = get(table, record[Fields.ID])
         # Deleted between the two calls: report as a (transient) conflict to retry.
         if existing is None:
             raise aws.DependencyError(
@@ -113,7 +101,7 @@ def get(table: str, task_id: str) -> dict[str, Any] | None:
         "GetItem",
         aws.client("dynamodb").get_item,
         TableName=table,
-        Key={"id": {"S": task_id}},
+        Key={Fields.ID: {"S": task_id}},
         ConsistentRead=True,
     )
     item = response.get("Item")
@@ -127,13 +115,8 @@ def mark_published(table: str, task_id: str, sha256: str) -> None:
         "UpdateItem",
         aws.client("dynamodb").update_item,
         TableName=table,
-        Key={"id": {"S": task_id}},
-        UpdateExpression="SET published = :true",
-        ConditionExpression="request_sha256 = :sha",
+        Key={Fields.ID: {"S": task_id}},
+        UpdateExpression=f"SET {Fields.PUBLISHED} = :true",
+        ConditionExpression=f"{Fields.REQUEST_SHA256} = :sha",
         ExpressionAttributeValues={":true": {"BOOL": True}, ":sha": {"S": sha256}},
     )
-
-
-def is_expired(record: dict[str, Any], now: datetime) -> bool:
-    expires_at = record.get("expires_at")
-    return isinstance(expires_at, int | float) and expires_at < now.timestamp()

@@ -31,6 +31,7 @@ from constructs_lib._providers import aws, helm
 from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
 from sdaas import props as props_lib
 from sdaas.config import Config, LocalState
+from sdaas.dashboard import DashboardSource, RuntimeSource, service_dashboard
 
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
@@ -257,6 +258,31 @@ def _service_outputs(stack: TerraformStack, built: Built) -> None:
     _outputs(stack, outputs)
 
 
+def _dashboard(stack: TerraformStack, config: Config, built: Built) -> None:
+    """The service's dashboard, when the stack holds the service (ingress, cluster and
+    runtimes), composed from the constructs' attributes."""
+    ingress, cluster = built.ingress, built.cluster
+    if ingress is None or cluster is None or not built.runtimes:
+        return
+    queues = {name: ingress.queue_for(name) for name in built.runtimes}
+    dashboard = service_dashboard(stack, "Dashboard", dashboard_name=config.name, source=(
+        DashboardSource(
+            region=config.region, api_name=ingress.api_name, stage_name=ingress.stage_name,
+            function_names={"ingest": ingress.ingest_function_name,
+                            "status": ingress.status_function_name},
+            runtimes=[RuntimeSource(name=n, queue_name=queues[n].queue_name,
+                                    dlq_name=queues[n].dlq_name or "", namespace=rt.namespace)
+                      for n, rt in built.runtimes.items()],
+            cluster_name=cluster.cluster_name if cluster.container_insights_enabled else None,
+            alarm_arns=ingress.alarm_arns,
+            oldest_task_alarm_seconds=config.queue.oldest_message_alarm_seconds)))
+    _outputs(stack, [(
+        "dashboard_url",
+        f"https://{config.region}.console.aws.amazon.com/cloudwatch/home?region="
+        f"{config.region}#dashboards/dashboard/{dashboard.dashboard_name}",
+        "The service's CloudWatch dashboard")])
+
+
 def build_stack(app: App, config: Config, *, parts: Iterable[Part] = EVERYTHING,
                 edits: Edits | None = None, emulation: Emulation | None = None,
                 stack_name: str | None = None) -> Built:
@@ -316,6 +342,7 @@ def build_stack(app: App, config: Config, *, parts: Iterable[Part] = EVERYTHING,
     built = Built(app=app, stack=stack, ingress=ingress, models=models, cluster=cluster,
                   karpenter=karpenter, scaler=scaler, repository=repository, runtimes=runtimes)
     _service_outputs(stack, built)
+    _dashboard(stack, config, built)
     return built
 
 

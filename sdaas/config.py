@@ -56,6 +56,7 @@ CONFIG_ENV = "SD_CONFIG"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 RUNTIME_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 DURATION_RE = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
+ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 
 Path_ = tuple[str | int, ...]
 
@@ -192,10 +193,12 @@ class NewVpc(_Model):
                       "private subnet per zone, plus small public ones for the NAT gateways.")
     az_count: int = Field(3, ge=2, le=6, description="Availability zones the subnets span.")
     nat_gateways: Literal["one_per_az", "single"] = Field(
-        "one_per_az", description="`one_per_az`: egress survives a zone outage; `single`: "
-        "cheaper.")
+        "single", description="`single`: one NAT gateway (the idle floor); `one_per_az`: "
+        "egress survives a zone outage, for one more gateway per zone.")
     interface_endpoints: bool = Field(
-        True, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs endpoints."
+        False, description="ECR api/dkr, STS, SQS, SNS and CloudWatch Logs interface "
+        "endpoints in every zone: AWS calls stay in the VPC, for a fixed price per endpoint "
+        "and zone. Off: they cross the NAT (TLS); image layers use the S3 gateway endpoint."
     )
     flow_logs: bool = Field(True, description="VPC flow logs to CloudWatch Logs (KMS).")
     availability_zones: list[str] = Field(
@@ -237,12 +240,16 @@ class ExistingVpc(_Model):
 
 
 class SystemNodeGroup(_Model):
-    instance_type: str = Field("m7i.large", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
-                               description="EC2 instance type of the system nodes.")
+    instance_type: str = Field(
+        "t4g.medium", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        description="EC2 instance type of the system nodes, where Karpenter, KEDA, CoreDNS "
+        "and the observability agents run; the AMI follows its architecture (Graviton "
+        "types such as t4g get arm64).",
+    )
     desired_size: int = Field(
         2, ge=1, le=10, description="System nodes: at least one per Karpenter controller "
         "replica (2).")
-    volume_gib: int = Field(50, ge=20, le=1024, description="Encrypted gp3 root volume.")
+    volume_gib: int = Field(20, ge=20, le=1024, description="Encrypted gp3 root volume.")
 
 
 class ClusterConfig(_Model):
@@ -286,8 +293,13 @@ class ClusterConfig(_Model):
         "five required ones, and optionally cert-manager, eks-node-monitoring-agent, "
         "kube-state-metrics, metrics-server, prometheus-node-exporter, snapshot-controller.",
     )
-    cloudwatch_observability_version: str | None = Field(
-        None, description="Pin to install amazon-cloudwatch-observability."
+    cloudwatch_observability_version: str | Literal[False] = Field(
+        "v6.2.0-eksbuild.1",
+        description="Pinned amazon-cloudwatch-observability add-on (container logs, "
+        "Container Insights and GPU metrics, the queue agent's metrics); false turns it off.",
+    )
+    container_log_retention_days: int = Field(
+        30, description="Retention of the /aws/containerinsights/<cluster>/... log groups."
     )
 
     @field_validator("endpoint_public_access_cidrs")
@@ -300,6 +312,14 @@ class ClusterConfig(_Model):
                 raise ValueError(f'"{cidr}" is not a CIDR block') from None
             if net.prefixlen == 0:
                 raise ValueError(f"{cidr} opens the API endpoint to the whole internet")
+        return value
+
+    @field_validator("cloudwatch_observability_version")
+    @classmethod
+    def _observability(cls, value: str | Literal[False]) -> str | Literal[False]:
+        if value is not False and not ADDON_VERSION_RE.match(value):
+            raise ValueError(f'must be a pinned add-on version like v6.2.0-eksbuild.1, or false '
+                             f'(got "{value}")')
         return value
 
     @field_validator("admin_role_arns")

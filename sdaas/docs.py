@@ -1,4 +1,5 @@
-"""Reference tables generated from the code: configuration keys, construct props, outputs.
+"""Reference tables generated from the code: configuration keys, construct props, outputs,
+what an operator sees where (dashboard, alarms, log groups) and the cost notes.
 
 ``make docs`` writes ``docs/reference.md``; a test fails when the committed file differs
 from what this module generates, so the tables cannot drift from the code.
@@ -241,10 +242,61 @@ def outputs_reference(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# What each log group of the stack holds, by the end of its name.
+LOG_GROUP_CONTENTS = (
+    ("/application", "stdout and stderr of every container (runtime, queue agent, Karpenter, "
+     "KEDA, CoreDNS), one record per line with its Kubernetes metadata; the agent's JSON "
+     "fields are under `log_processed`"),
+    ("/emf", "the containers' embedded-metric lines, unchanged: the source of the "
+     "`SdAsync/QueueAgent` metrics"),
+    ("/performance", "Container Insights performance events: the `ContainerInsights` pod, "
+     "node and GPU metrics"),
+    ("/dataplane", "kubelet and container runtime logs (from the systemd journal: empty on "
+     "AL2023 and Bottlerocket nodes)"),
+    ("/host", "dmesg, messages and secure of each node (empty on AL2023 and Bottlerocket)"),
+    ("/cluster", "EKS control plane: API server, audit, authenticator, controller manager, "
+     "scheduler"),
+    ("/lambda/", "the ingest or status function's log lines"),
+    ("/apigateway/", "API access logs (one JSON line per request)"),
+    ("/vpc-flow-logs/", "VPC flow logs"),
+)
+
+
+def operations_reference(doc: dict[str, Any]) -> str:
+    """What an operator sees where: the dashboard, the alarms, the log groups."""
+    resources = doc.get("resource", {})
+    lines = ["## Observability: what an operator sees where", ""]
+    for dashboard in resources.get("aws_cloudwatch_dashboard", {}).values():
+        body = json.loads(dashboard["dashboard_body"])
+        titles = [w["properties"]["title"] for w in body["widgets"]
+                  if "title" in w["properties"]]
+        lines += [
+            f"**Dashboard** `{dashboard['dashboard_name']}` (output `dashboard_url`), widgets:",
+            "; ".join(_cell(t) for t in titles) + ".",
+            "",
+        ]
+    lines += ["| alarm | fires when | metric |", "|---|---|---|"]
+    for alarm in sorted(resources.get("aws_cloudwatch_metric_alarm", {}).values(),
+                        key=lambda a: a["alarm_name"]):
+        lines.append(f"| `{alarm['alarm_name']}` | {_cell(alarm['alarm_description'])} | "
+                     f"{alarm['namespace']} {alarm['metric_name']} |")
+    lines += ["", "| log group | retention (days) | what is in it |", "|---|---|---|"]
+    for group in sorted(resources.get("aws_cloudwatch_log_group", {}).values(),
+                        key=lambda g: g["name"]):
+        name = group["name"]
+        what = next((text for part, text in LOG_GROUP_CONTENTS
+                     if name.endswith(part) or (part.endswith("/") and part in name)), "")
+        lines.append(f"| `{group['name']}` | {group.get('retention_in_days', '')} | "
+                     f"{_cell(what)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def reference(doc: dict[str, Any]) -> str:
     """The whole reference page for a synthesized ``cdk.tf.json`` of the example app."""
     from sdaas.config import EXAMPLE_CONFIG, load_config  # noqa: PLC0415
     from sdaas.costs import markdown as cost_notes  # noqa: PLC0415
+    from sdaas.costs import resources_from_terraform  # noqa: PLC0415
 
     return "\n".join([
         "# Reference",
@@ -255,7 +307,9 @@ def reference(doc: dict[str, Any]) -> str:
         config_reference(),
         props_reference(),
         outputs_reference(doc),
-        cost_notes(load_config(EXAMPLE_CONFIG)),
+        operations_reference(doc),
+        cost_notes(load_config(EXAMPLE_CONFIG), resources_from_terraform(doc),
+                   title="Cost notes (example configuration)"),
     ])
 
 

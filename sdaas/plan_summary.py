@@ -4,6 +4,8 @@ Reads the JSON form of a saved plan (``terraform show -json plan.out > plan.json
 ``format_version`` 1.x) and prints Markdown for a pull request or a change ticket:
 
 * counts of create / update / replace / delete / read / no-op by resource type, with totals;
+* the fixed monthly baseline of what the plan leaves in place (EKS, system nodes, NAT,
+  endpoints, keys, alarms: :mod:`sdaas.costs` prices it);
 * every replacement with the attributes that force it and its order (create before destroy,
   or destroy before create);
 * a warning block when stateful or expensive resources are replaced or deleted;
@@ -25,7 +27,8 @@ Which resources are "stateful or expensive" (a replacement or deletion gets a wa
 leaves the key and the data encrypted with it untouched. The key itself (``aws_kms_key``) is.
 
 Exit status: 0 when the summary was printed, 2 when the input cannot be read or is not a
-plan (the message names the file and the problem). Standard library only.
+plan (the message names the file and the problem). Standard library only (and
+:mod:`sdaas.costs`, which is too).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sdaas.costs import PRICES_AS_OF, baseline, resources_from_plan
+from sdaas.costs import total as cost_total
 
 PROG = "sd-plan-summary"
 
@@ -142,6 +148,7 @@ class ResourceChange:
     importing: bool
     before: Any
     after: Any
+    after_unknown: Any = None
 
     @property
     def kind(self) -> str:
@@ -338,6 +345,7 @@ def _resource_changes(raw: Any, where: str, problems: list[str]) -> Iterator[Res
             importing=isinstance(change.get("importing"), dict),
             before=change.get("before"),
             after=change.get("after"),
+            after_unknown=change.get("after_unknown"),
         )
 
 
@@ -645,6 +653,7 @@ def render(
         ]
     if not nothing:
         lines += _type_table(changes, total)
+        lines += _baseline_line(plan)
     if warnings:
         lines += [
             "> [!WARNING]",
@@ -704,6 +713,25 @@ def render(
             lines.append(f"- {code(change.label)}: {change.kind}")
         lines += ["", "</details>", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _baseline_line(plan: Plan) -> list[str]:
+    """The fixed monthly cost of what the plan leaves in place (sdaas.costs prices)."""
+    kept = [(c.type, c.name, c.after, c.after_unknown) for c in plan.changes
+            if c.mode == "managed" and c.kind not in (DELETE, FORGET)]
+    lines = baseline(resources_from_plan(kept, plan.configuration))
+    if not lines:
+        return []
+    items = ", ".join(f"{line.item} ${line.monthly_usd:,.2f}" for line in lines
+                      if line.monthly_usd is not None)
+    unpriced = [line.item for line in lines if line.monthly_usd is None]
+    return [
+        f"**Fixed monthly baseline after apply:** ${cost_total(lines):,.2f} ({items}; "
+        f"us-west-2 list prices {PRICES_AS_OF}, `sdaas/costs.py`)"
+        + (f"; no price on record for {', '.join(unpriced)}" if unpriced else "")
+        + ". GPU nodes come and go with the queues and are not in it.",
+        "",
+    ]
 
 
 def _section(title: str, count: int, rows: list[str]) -> list[str]:

@@ -42,3 +42,13 @@ def synthesized(tmp_path_factory, example_config) -> StackDoc:
 
     outdir = tmp_path_factory.mktemp("cdktf.out")
     return StackDoc(synth(example_config, outdir))
+
+
+@pytest.fixture(scope="session")
+def upstream_crds(synthesized):
+    """The CRDs of the upstream charts the example plan pins (karpenter-crd, keda),
+    rendered from the pinned archives: what custom resources are validated against."""
+    from tests.support.upstream import plan_crds
+
+    (cluster,) = synthesized.resources("aws_eks_cluster").values()
+    return plan_crds(synthesized.doc, cluster["version"])

@@ -26,6 +26,7 @@ from agent.runtimes.base import (
     connection_failure,
     http_failure,
 )
+from task_contract.legacy import checkpoint_name
 
 ENDPOINTS = {
     "text-to-image": "/sdapi/v1/txt2img",
@@ -36,7 +37,6 @@ ENDPOINTS = {
 # Keys of ``alwayson_scripts.<script>.args[i]`` objects that hold images (ControlNet & co.).
 SCRIPT_IMAGE_KEYS = ("image", "input_image", "mask", "mask_image")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]+\]$")
 MODEL_SWITCH_TIMEOUT = 600.0
 
 
@@ -105,7 +105,7 @@ def model_names(model: dict[str, Any]) -> set[str]:
         value = model.get(key)
         if isinstance(value, str) and value:
             names.add(value)
-            names.add(_HASH_SUFFIX.sub("", value))
+            names.add(checkpoint_name(value))
     filename = model.get("filename")
     if isinstance(filename, str) and filename:
         base = filename.replace("\\", "/").rsplit("/", 1)[-1]
@@ -114,7 +114,7 @@ def model_names(model: dict[str, Any]) -> set[str]:
 
 
 def find_model(requested: str, models: list[dict[str, Any]]) -> dict[str, Any] | None:
-    wanted = {requested.strip().casefold(), _HASH_SUFFIX.sub("", requested.strip()).casefold()}
+    wanted = {requested.strip().casefold(), checkpoint_name(requested).casefold()}
     for model in models:
         if wanted & model_names(model):
             return model

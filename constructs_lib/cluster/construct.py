@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 from constructs_lib._cdktf import Construct, Fn, TerraformResource, Token
 from constructs_lib._providers import aws
-from constructs_lib.cluster.addons import BEFORE_NODES, create_addon, model_bucket_statements
+from constructs_lib.cluster.addons import (
+    BEFORE_NODES,
+    CONTAINER_INSIGHTS_SERVICE_ACCOUNT,
+    CONTAINER_LOG_KINDS,
+    cloudwatch_agent_statements,
+    cloudwatch_observability_configuration,
+    container_log_group_name,
+    create_addon,
+    model_bucket_statements,
+)
 from constructs_lib.cluster.network import Network
 from constructs_lib.cluster.props import (
     CLOUDWATCH_ADDON,
@@ -236,7 +245,7 @@ class GpuEksCluster(Construct):
             node_group_name=f"{name}-system",
             node_role_arn=node_role.role_arn,
             subnet_ids=self._private_subnet_ids,
-            ami_type=props.system_node_ami_type,
+            ami_type=props.effective_system_node_ami_type,
             capacity_type="ON_DEMAND",
             instance_types=[props.system_node_instance_type],
             labels=dict(SYSTEM_NODE_SELECTOR),
@@ -265,15 +274,10 @@ class GpuEksCluster(Construct):
         self._addon("aws-mountpoint-s3-csi-driver", versions, role=s3_role,
                     service_account="s3-csi-driver-sa",
                     configuration={"node": {"tolerateAllTaints": True}})
+        self._container_log_groups: dict[str, str] = {}
         if props.cloudwatch_observability_version is not None:
-            cw_role = self._pod_identity_role(
-                "CloudWatchAgentRole", f"{name}-cloudwatch-agent",
-                "CloudWatch agent and Fluent Bit of amazon-cloudwatch-observability")
-            cw_role.attach_managed("AgentServerPolicy", f"{managed}/CloudWatchAgentServerPolicy")
-            cw_role.attach_managed("XrayWriteOnly", f"{managed}/AWSXrayWriteOnlyAccess")
-            self._addon(CLOUDWATCH_ADDON,
-                        {CLOUDWATCH_ADDON: props.cloudwatch_observability_version},
-                        role=cw_role, service_account="cloudwatch-agent")
+            self._observability(props, partition.partition, region.name,
+                                identity.account_id)
         # Add-ons beyond the required ones (pinned in addon_versions), after the nodes.
         for addon in sorted(set(versions) - set(REQUIRED_ADDONS)):
             self._addon(addon, versions)
@@ -288,6 +292,33 @@ class GpuEksCluster(Construct):
         )
 
     # --- helpers ---------------------------------------------------------------------------
+    def _observability(self, props: GpuEksClusterProps, partition: str, region: str,
+                       account_id: str) -> None:
+        """Container Insights: its log groups (retention, KMS) first, then the add-on with a
+        Pod Identity role that may write to those groups only."""
+        groups = [
+            aws.cloudwatch_log_group.CloudwatchLogGroup(
+                self, f"ContainerLogs-{kind}",
+                name=container_log_group_name(props.physical_cluster_name, kind),
+                retention_in_days=props.container_log_retention_days,
+                kms_key_id=self._key.arn,
+            )
+            for kind in CONTAINER_LOG_KINDS
+        ]
+        self._container_log_groups = {
+            kind: container_log_group_name(props.physical_cluster_name, kind)
+            for kind in CONTAINER_LOG_KINDS}
+        role = self._pod_identity_role(
+            "CloudWatchAgentRole", f"{props.name}-cloudwatch-agent",
+            "CloudWatch agent and Fluent Bit of amazon-cloudwatch-observability")
+        policy = role.add_policy("ContainerInsights", cloudwatch_agent_statements(
+            log_group_arns=[group.arn for group in groups],
+            logs_account_arn=f"arn:{partition}:logs:{region}:{account_id}:log-group:*"))
+        self._addon(CLOUDWATCH_ADDON, {CLOUDWATCH_ADDON: props.cloudwatch_observability_version},
+                    role=role, service_account=CONTAINER_INSIGHTS_SERVICE_ACCOUNT,
+                    configuration=cloudwatch_observability_configuration(),
+                    after=[*groups, policy])
+
     def _pod_identity_role(self, id_: str, role_name: str, description: str) -> Role:
         return self.pod_identity_role(self, id_, name=role_name, description=description)
 
@@ -312,11 +343,13 @@ class GpuEksCluster(Construct):
 
     def _addon(self, addon: str, versions: Mapping[str, str], *, role: Role | None = None,
                service_account: str | None = None,
-               configuration: dict | None = None) -> None:
+               configuration: dict | None = None,
+               after: list[TerraformResource] | None = None) -> None:
         self._addons[addon] = create_addon(
             self, addon, versions[addon], cluster_name=self._cluster.name,
             node_group=None if addon in BEFORE_NODES else self._node_group, role=role,
-            service_account=service_account, configuration=configuration)
+            service_account=service_account, configuration=configuration,
+            after=after or ())
 
     # --- attributes ------------------------------------------------------------------------
     @property
@@ -387,9 +420,23 @@ class GpuEksCluster(Construct):
         return dict(SYSTEM_NODE_SELECTOR)
 
     @property
+    def container_insights_enabled(self) -> bool:
+        """Whether amazon-cloudwatch-observability ships container logs and metrics."""
+        return bool(self._container_log_groups)
+
+    @property
+    def container_log_group_names(self) -> dict[str, str]:
+        """Container Insights log groups by kind (application, dataplane, host, performance,
+        emf); empty when the add-on is off."""
+        return dict(self._container_log_groups)
+
+    @property
     def ready(self) -> list[TerraformResource]:
-        """What an in-cluster ``helm_release`` must depend on: nodes and add-ons."""
-        return [self._node_group, *self._addons.values()]
+        """What an in-cluster ``helm_release`` must depend on: nodes and add-ons. Not the
+        observability add-on: nothing in the cluster needs it, and a release must not wait
+        for (or fail with) the log shipping."""
+        return [self._node_group, *(addon for name, addon in self._addons.items()
+                                    if name != CLOUDWATCH_ADDON)]
 
     @property
     def kubernetes_connection(self) -> KubernetesConnection:

@@ -15,6 +15,7 @@ from constructs_lib._cdktf import Token
 from constructs_lib.cluster.addons import (
     CLOUDWATCH_ADDON,
     DEFAULT_ADDON_VERSIONS,
+    DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION,
     OPTIONAL_ADDONS,
     REQUIRED_ADDONS,
 )
@@ -42,6 +43,11 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*(
 _BUCKET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$")
 ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+# Graviton (arm64) instance types: a family whose generation digit is followed by "g"
+# (t4g, m7g, c6gn, r8gd, g5g ...) and the first-generation a1.
+_ARM64_TYPE_RE = re.compile(r"^(a1|[a-z]+\d+g[a-z]*)\.")
+# Amazon Linux 2023 managed node group AMI type per architecture.
+SYSTEM_NODE_AMI_TYPES = {"arm64": "AL2023_ARM_64_STANDARD", "x86_64": "AL2023_x86_64_STANDARD"}
 _K8S_VERSION_RE = re.compile(r"^1\.(\d{2})$")
 
 
@@ -55,12 +61,18 @@ class NewVpcProps:
 
     ``availability_zones`` pins the zones by name (recommended: the subnets then never
     move); empty uses the region's first ``az_count`` available zones.
+
+    One NAT gateway and no interface endpoints by default: the idle floor. ECR image
+    layers come from S3 through the (free) gateway endpoint either way; the other AWS
+    calls cross the NAT over TLS. ``one_per_az`` keeps egress zone-independent, and
+    ``interface_endpoints=DEFAULT_INTERFACE_ENDPOINTS`` keeps ECR, STS, SQS, SNS and
+    CloudWatch Logs traffic inside the VPC, each for a fixed monthly price per zone.
     """
 
     cidr: str = "10.0.0.0/16"
     az_count: int = 3
-    nat_gateways: Literal["one_per_az", "single"] = "one_per_az"
-    interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS
+    nat_gateways: Literal["one_per_az", "single"] = "single"
+    interface_endpoints: tuple[str, ...] = ()
     flow_logs: bool = True
     availability_zones: tuple[str, ...] = ()
 
@@ -180,12 +192,13 @@ class GpuEksClusterProps:
     cluster_creator_admin: bool = True
     enabled_cluster_log_types: tuple[str, ...] = CLUSTER_LOG_TYPES
     log_retention_days: int = 30
-    system_node_instance_type: str = "m7i.large"
+    system_node_instance_type: str = "t4g.medium"
     system_node_desired_size: int = 2
-    system_node_ami_type: str = "AL2023_x86_64_STANDARD"
-    system_node_volume_gib: int = 50
+    system_node_ami_type: str | None = None  # default: AL2023 for the type's architecture
+    system_node_volume_gib: int = 20
     addon_versions: Mapping[str, str] = field(default_factory=lambda: DEFAULT_ADDON_VERSIONS)
-    cloudwatch_observability_version: str | None = None
+    cloudwatch_observability_version: str | None = DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION
+    container_log_retention_days: int = 30
     model_bucket_arn: str | None = None
     model_bucket_kms_key_arn: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
@@ -223,7 +236,8 @@ class GpuEksClusterProps:
         if unknown:
             problems.append(f"enabled_cluster_log_types: unknown {', '.join(unknown)} "
                             f"(allowed: {', '.join(CLUSTER_LOG_TYPES)})")
-        problems.extend(retention_problems("log_retention_days", self.log_retention_days))
+        for key in ("log_retention_days", "container_log_retention_days"):
+            problems.extend(retention_problems(key, getattr(self, key)))
         if not 1 <= self.system_node_desired_size <= 10:
             problems.append("system_node_desired_size must be 1..10 "
                             f"(got {self.system_node_desired_size})")
@@ -232,7 +246,18 @@ class GpuEksClusterProps:
                             f"(got {self.system_node_volume_gib})")
         if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", self.system_node_instance_type):
             problems.append("system_node_instance_type must be an EC2 instance type like "
-                            f'm7i.large (got "{self.system_node_instance_type}")')
+                            f't4g.medium (got "{self.system_node_instance_type}")')
+        elif self.system_node_ami_type is not None:
+            arch = instance_architecture(self.system_node_instance_type)
+            if self.system_node_ami_type not in SYSTEM_NODE_AMI_TYPES.values():
+                problems.append(f"system_node_ami_type must be one of "
+                                f"{', '.join(SYSTEM_NODE_AMI_TYPES.values())} "
+                                f'(got "{self.system_node_ami_type}")')
+            elif self.system_node_ami_type != SYSTEM_NODE_AMI_TYPES[arch]:
+                problems.append(
+                    f"system_node_ami_type {self.system_node_ami_type} does not boot "
+                    f"{self.system_node_instance_type} ({arch}): use "
+                    f"{SYSTEM_NODE_AMI_TYPES[arch]} or leave it unset")
         missing = [a for a in REQUIRED_ADDONS if a not in self.addon_versions]
         if missing:
             problems.append(f"addon_versions: pin a version for {', '.join(missing)}")
@@ -272,6 +297,17 @@ class GpuEksClusterProps:
     @property
     def physical_cluster_name(self) -> str:
         return self.cluster_name or self.name
+
+    @property
+    def effective_system_node_ami_type(self) -> str:
+        """``system_node_ami_type``, or AL2023 for the system instance type's architecture."""
+        return self.system_node_ami_type or SYSTEM_NODE_AMI_TYPES[
+            instance_architecture(self.system_node_instance_type)]
+
+
+def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
+    """``arm64`` for Graviton instance types (``t4g.medium``, ``m7g.large``), else ``x86_64``."""
+    return "arm64" if _ARM64_TYPE_RE.match(instance_type) else "x86_64"
 
 
 def _addon_name_problems(versions: Mapping[str, str]) -> list[str]:

@@ -29,8 +29,9 @@ from constructs_lib.ingress.props import (
     ServerlessIngressProps,
 )
 from constructs_lib.ingress.queues import RuntimeQueue
-from constructs_lib.packaging import LAMBDA_SOURCE_DIR, build_zip
+from constructs_lib.packaging import build_zip
 from task_contract import CLAIM_CHECK_PREFIX
+from task_contract.record import Fields
 
 
 class ServerlessIngress(Construct):
@@ -105,9 +106,9 @@ class ServerlessIngress(Construct):
             self, "TaskTable",
             name=f"{name}-tasks",
             billing_mode="PAY_PER_REQUEST",
-            hash_key="id",
-            attribute=[ddb.DynamodbTableAttribute(name="id", type="S")],
-            ttl=ddb.DynamodbTableTtl(attribute_name="expires_at", enabled=True),
+            hash_key=Fields.ID,
+            attribute=[ddb.DynamodbTableAttribute(name=Fields.ID, type="S")],
+            ttl=ddb.DynamodbTableTtl(attribute_name=Fields.EXPIRES_AT, enabled=True),
             point_in_time_recovery=ddb.DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=ddb.DynamodbTableServerSideEncryption(
                 enabled=True, kms_key_arn=self._key.arn),
@@ -115,7 +116,7 @@ class ServerlessIngress(Construct):
         )
 
         # --- Lambdas ---------------------------------------------------------------------
-        zip_path = build_zip(LAMBDA_SOURCE_DIR)
+        zip_path = build_zip()
         asset = TerraformAsset(self, "LambdaPackage", path=str(zip_path), type=AssetType.FILE)
         runtimes_env = json.dumps(
             {s.name: {"type": s.type, "models": list(s.models),
@@ -179,15 +180,17 @@ class ServerlessIngress(Construct):
     def _build_alarms(self) -> None:
         props = self._props
         actions = [props.alarm_topic_arn] if props.alarm_topic_arn else None
+        self._alarms: list = []
+        alarms = self._alarms
         for runtime, queue in self._queues.items():
-            metric_alarm(
+            alarms.append(metric_alarm(
                 queue, "DeadLetterAlarm", alarm_name=f"{props.name}-{runtime}-dlq-not-empty",
                 description=f"Tasks for {runtime} reached the dead-letter queue",
                 namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
                 dimensions={"QueueName": queue.dlq.name}, statistic="Maximum", threshold=0,
                 actions=actions,
-            )
-            metric_alarm(
+            ))
+            alarms.append(metric_alarm(
                 queue, "OldestMessageAlarm", alarm_name=f"{props.name}-{runtime}-oldest-task",
                 description=(f"The oldest {runtime} task waited more than "
                              f"{props.oldest_message_alarm_seconds} s"),
@@ -195,21 +198,21 @@ class ServerlessIngress(Construct):
                 dimensions={"QueueName": queue.queue.name}, statistic="Maximum",
                 threshold=props.oldest_message_alarm_seconds, evaluation_periods=3,
                 actions=actions,
-            )
-        metric_alarm(
+            ))
+        alarms.append(metric_alarm(
             self, "IngestErrorsAlarm", alarm_name=f"{props.name}-ingest-errors",
             description="The ingest Lambda raised errors",
             namespace="AWS/Lambda", metric_name="Errors",
             dimensions={"FunctionName": self._ingest.function_name}, statistic="Sum",
             threshold=0, actions=actions,
-        )
-        metric_alarm(
+        ))
+        alarms.append(metric_alarm(
             self, "Api5xxAlarm", alarm_name=f"{props.name}-api-5xx",
             description="The API answered with 5xx errors",
             namespace="AWS/ApiGateway", metric_name="5XXError",
             dimensions={"ApiName": self._api.name, "Stage": self._stage.stage_name},
             statistic="Sum", threshold=0, actions=actions,
-        )
+        ))
 
     # --- attributes ------------------------------------------------------------------------
     @property
@@ -257,6 +260,28 @@ class ServerlessIngress(Construct):
         return self._api.id
 
     @property
+    def api_name(self) -> str:
+        """The REST API's name (the ``ApiName`` dimension of its CloudWatch metrics)."""
+        return self._api.name
+
+    @property
+    def stage_name(self) -> str:
+        return self._stage.stage_name
+
+    @property
+    def ingest_function_name(self) -> str:
+        return self._ingest.function_name
+
+    @property
+    def status_function_name(self) -> str:
+        return self._status.function_name
+
+    @property
+    def alarm_arns(self) -> list[str]:
+        """Every alarm this construct created."""
+        return [alarm.arn for alarm in self._alarms]
+
+    @property
     def api_key_id(self) -> str:
         return self._api_key.id
 
@@ -276,7 +301,7 @@ class ServerlessIngress(Construct):
         return RuntimeQueueRef(
             runtime=runtime, type=self._specs[runtime].type,
             queue_url=queue.queue.url, queue_arn=queue.queue.arn, queue_name=queue.queue.name,
-            dlq_url=queue.dlq.url, dlq_arn=queue.dlq.arn,
+            dlq_url=queue.dlq.url, dlq_arn=queue.dlq.arn, dlq_name=queue.dlq.name,
         )
 
     # --- grants ------------------------------------------------------------------------------
@@ -294,10 +319,18 @@ class ServerlessIngress(Construct):
 
     def grant_write_outputs(self, grantee: Construct, *, role_name: str,
                             prefix: str = "") -> None:
-        """Write (and read back) output objects under ``prefix`` in the output bucket."""
+        """Write (and read back) output objects under ``prefix`` in the output bucket.
+
+        Never under the claim-check prefix (``_requests/``), whatever ``prefix`` is: those
+        objects are the stored requests of other tasks, written by ingest only. An explicit
+        Deny, so no other grant on the role can reopen it.
+        """
         attach(grantee, "WriteOutputs", [
             Statement(sid="WriteOutputs", actions=("s3:PutObject", "s3:GetObject"),
                       resources=(f"{self.output_bucket_arn}/{prefix}*",)),
+            Statement(sid="DenyWriteClaimChecks", effect="Deny",
+                      actions=("s3:PutObject", "s3:DeleteObject"),
+                      resources=(f"{self.output_bucket_arn}/{CLAIM_CHECK_PREFIX}*",)),
             Statement(sid="EncryptOutputs", actions=("kms:GenerateDataKey", "kms:Decrypt"),
                       resources=(self.kms_key_arn,)),
         ], role_name=role_name)

@@ -114,4 +114,5 @@ class RuntimeQueueRef:
     queue_name: str
     dlq_url: str
     dlq_arn: str
+    dlq_name: str | None = None
 

@@ -29,6 +29,11 @@ from constructs_lib.runtime.props import (
 )
 from constructs_lib.runtime.repository import AgentImageRepository
 from task_contract import LONG_POLL_SECONDS
+from task_contract.delivery import (
+    VISIBILITY_TIMEOUT_SECONDS,
+    default_heartbeat_seconds,
+    heartbeat_fits,
+)
 
 if TYPE_CHECKING:
     from constructs_lib.cluster import GpuEksCluster
@@ -306,9 +311,12 @@ def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
             f"shutdown_margin_seconds ({task + margin} s)"
         )
     env = (values.get("agent") or {}).get("env") or {}
+    # What the agent uses when a value is not set (its defaults, from the task contract).
     try:
-        heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS", 30))
-        agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS", 120))
+        agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS",
+                                         VISIBILITY_TIMEOUT_SECONDS))
+        heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS",
+                                  default_heartbeat_seconds(agent_visibility)))
     except (TypeError, ValueError):
         return [*problems, "agent.env AGENT_HEARTBEAT_SECONDS and AGENT_VISIBILITY_TIMEOUT_SECONDS "
                 f"must be numbers (got {env.get('AGENT_HEARTBEAT_SECONDS')!r} and "
@@ -318,7 +326,7 @@ def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
             f"heartbeat_seconds ({heartbeat:g}) must be < the queue's "
             f"visibility_timeout_seconds ({queue_visibility_timeout_seconds})"
         )
-    if heartbeat * 2 > agent_visibility:
+    if not heartbeat_fits(heartbeat, agent_visibility):
         problems.append(
             f"heartbeat_seconds ({heartbeat:g}) must be at most half the visibility timeout "
             f"the agent sets ({agent_visibility:g} s), so one late heartbeat cannot let the "

@@ -1,4 +1,5 @@
-"""A fake Kubernetes API answering merge-patches of pod metadata (loopback, plain HTTP)."""
+"""A fake Kubernetes API answering reads of pods and merge-patches of their metadata
+(loopback, plain HTTP)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class FakeKubeApi(FakeServer):
         self.annotations: dict[tuple[str, str], dict[str, str]] = {}
         self.patches: list[dict[str, Any]] = []
         self.tokens: set[str] = set()
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}  # GET answers, by (ns, name)
 
     def fault_paths(self) -> tuple[str, ...]:
         return ("/api",)
@@ -25,6 +27,9 @@ class FakeKubeApi(FakeServer):
 
     def handle(self, request: Request) -> Response:
         match = _POD.match(request.path)
+        if request.method == "GET" and match is not None and match.groups() in self.pods:
+            self.tokens.add(request.headers.get("Authorization", ""))
+            return Response(200, {"kind": "Pod", **self.pods[match.groups()]})
         if request.method != "PATCH" or match is None:
             return Response(404, {"kind": "Status", "code": 404})
         if request.headers.get("Content-Type") != "application/merge-patch+json":

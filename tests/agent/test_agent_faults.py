@@ -190,10 +190,11 @@ def test_sigterm_past_the_grace_period_interrupts_and_releases(stack, sdwebui,
                         AGENT_HEARTBEAT_SECONDS="5")
     stack.publish(task("term-grace", content=CONTENT))
     wait_for(lambda: sdwebui.generations, 10, "the generation to start")
-    started = time.monotonic()
     assert agent.terminate() == 0
-    assert time.monotonic() - started < 15
     assert sdwebui.state.interrupts == 1
+    # the 30 s generation was cut short by the interrupt, not waited for
+    (generation,) = sdwebui.state.generations
+    wait_for(lambda: generation.interrupted, 10, "the generation to end interrupted")
     assert stack.queue_counts() == (1, 0)
     assert stack.results_for("term-grace") == []
     sdwebui.seconds_per_image = 0.05
@@ -308,9 +309,13 @@ def test_duplicates_on_two_agents_end_once_with_identical_outputs(stack, sdwebui
     stack.publish(body)
     stack.publish(body)
     assert_finished_once(stack, "dup2", "completed", settle=3)
-    assert len(sdwebui.completed_generations()) in (1, 2)  # each agent may have run it once
-    record = stack.record("dup2")
-    assert record["attempts"] == len(sdwebui.completed_generations())
+    # Each agent may have started it once (both copies received before either finished),
+    # and each that started ran one generation.
+    started = first.events("task_received") + second.events("task_received")
+    assert len(started) in (1, 2)
+    assert len(sdwebui.completed_generations()) == len(started)
+    # The record counts the attempts; the agents saw the counter rise with each start.
+    assert stack.record("dup2")["attempts"] == max(e["attempt"] for e in started)
     finished = first.events("task_finished") + second.events("task_finished")
     assert len(finished) == 1  # only one agent reported it
     assert_outputs_match_clean_run(stack, sdwebui, "dup2")

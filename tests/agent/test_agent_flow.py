@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import time
 
 import pytest
 import requests
@@ -48,10 +49,21 @@ def test_text_to_image_end_to_end(stack, sdwebui, start_agent) -> None:
     finished = agent.events("task_finished")
     assert len(finished) == 1 and finished[0]["status"] == "completed"
     assert {"queue_wait", "download", "inference", "upload", "total"} <= set(finished[0])
-    emf = [e for e in agent.events() if "_aws" in e]
+    emf = [e for e in agent.events() if "_aws" in e and "TasksCompleted" in e]
     assert len(emf) == 1 and emf[0]["Runtime"] == "sdruntime" and emf[0]["TasksCompleted"] == 1
     metrics = {m["Name"] for m in emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert {"QueueWait", "Download", "Inference", "Upload", "Total"} <= metrics
+    assert {"QueueWait", "Download", "Inference", "Upload", "Total", "EndToEnd"} <= metrics
+    assert emf[0]["EndToEnd"] == pytest.approx(
+        finished[0]["queue_wait"] + finished[0]["total"], abs=1e-3)
+    # Cold start: once each, from the agent's start (no Kubernetes API here).
+    cold = {e["milestone"]: e for e in agent.events("cold_start")}
+    assert set(cold) == {"runtime_ready", "first_task"}
+    assert {e["origin"] for e in cold.values()} == {"agent_started"}
+    assert cold["first_task"]["seconds"] >= cold["runtime_ready"]["seconds"] >= 0
+    cold_emf = [e for e in agent.events() if "_aws" in e and "TasksCompleted" not in e]
+    assert sorted(m["Name"] for e in cold_emf
+                  for m in e["_aws"]["CloudWatchMetrics"][0]["Metrics"]) == [
+        "ColdStartToFirstTask", "ColdStartToRuntimeReady"]
     assert "secret-looking-prompt-text" not in agent.output()
     assert all(line.startswith("{") for line in agent.output().splitlines())
 
@@ -186,7 +198,7 @@ def test_malformed_messages_never_stop_the_loop(stack, sdwebui, start_agent) -> 
     stack.publish(task("after-bad"))
     failed = assert_finished_once(stack, "bad-type", "failed")
     assert failed["error"]["code"] == "invalid_task"
-    assert "metadata.tasktype must be one of" in failed["error"]["message"]
+    assert 'metadata.tasktype: "paint" is not valid' in failed["error"]["message"]
     assert_finished_once(stack, "after-bad", "completed")
     assert len(agent.events("invalid_message")) == 3
     assert [r["id"] for r in stack.results()] .count("bad-type") == 1
@@ -217,6 +229,10 @@ def test_pod_is_protected_from_disruption_while_a_task_runs(stack, sdwebui, star
     from tests.agent.fake_kube import FakeKubeApi
 
     kube = FakeKubeApi().start()
+    created = time.time() - 120  # the pod was created two minutes before the agent started
+    kube.pods[("sdruntime", "runtime-abc")] = {"metadata": {
+        "name": "runtime-abc",
+        "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))}}
     token_dir = tmp_path / "sa"
     token_dir.mkdir()
     (token_dir / "token").write_text("secret-token-value")
@@ -234,6 +250,11 @@ def test_pod_is_protected_from_disruption_while_a_task_runs(stack, sdwebui, star
                  and kube.patches, 10, "the annotation to be removed")
         assert kube.tokens == {"Bearer secret-token-value"}
         assert "secret-token-value" not in agent.output()
+        # The cold start is measured from the pod's creation, read from the API.
+        cold = {e["milestone"]: e for e in agent.events("cold_start")}
+        assert cold["first_task"]["origin"] == "pod_created"
+        assert cold["first_task"]["seconds"] >= 119
+        assert cold["first_task"]["agent_started_after"] >= 119
     finally:
         kube.stop()
 

@@ -14,7 +14,6 @@ from PIL import Image
 
 from agent.heartbeat import Heartbeat
 from agent.images import sniff
-from agent.notify import message_from_record
 from agent.report import redact_images
 from tests.agent.harness import REPO, Stack, wait_for
 
@@ -47,18 +46,6 @@ def test_inline_image_data_is_removed_from_parameters() -> None:
                                                                   "weight": 1}
     assert clean["prompt"] == params["prompt"] and clean["seed"] == 3 and clean["mask"] is None
     assert len(json.dumps(clean)) < 1000
-
-
-def test_result_message_from_a_record() -> None:
-    record = {"id": "r1", "runtime": "sdruntime", "status": "failed",
-              "output_location": "s3://b/out/r1", "context": '{"a":1}',
-              "error": {"code": "x", "message": "m", "details": []},
-              "timings": {"total": 1.5}, "images": []}
-    message = message_from_record(record, "b")
-    assert message == {"runtime": "sdruntime", "id": "r1", "result": False, "status": "failed",
-                       "image_url": [], "output_url": "s3://b/out/r1/result.json",
-                       "context": {"a": 1}, "error": record["error"],
-                       "timings": {"total": 1.5}}
 
 
 def test_heartbeat_extends_held_messages_and_stops_when_dropped(agent_emulator) -> None:

@@ -41,3 +41,32 @@ def pool_manifests() -> dict[str, list[Manifest]]:
         )
         for name in RUNTIMES
     }
+
+
+# --- whole configurations, for the upstream releases ---------------------------------------
+
+# The configurations whose plans the upstream charts are rendered for: the example, and one
+# taking the other branches (a shared GPU pool, an existing VPC).
+VARIANT_CHANGES = {
+    "karpenter": {"pool_model": "shared"},
+    "cluster": {"vpc": None, "existing_vpc": {
+        "vpc_id": "vpc-0123456789abcdef0",
+        "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    }},
+}
+PLAN_NAMES = ("example", "shared-pool-existing-vpc")
+
+
+@pytest.fixture(scope="session")
+def plans(synthesized, tmp_path_factory):
+    """``{name: Plan}``: each configuration synthesized once per session (the example's
+    plan is the session's ``synthesized`` one)."""
+    from constructs_lib.helm_values import deep_merge
+    from tests.support.plans import Plan, example_config_data, synth_config
+
+    example = Plan(name=synthesized.stack_dir.name, stack_dir=synthesized.stack_dir,
+                   doc=synthesized.doc)
+    data = deep_merge(example_config_data(), VARIANT_CHANGES)
+    data["cluster"].pop("vpc")
+    variant = synth_config(data, tmp_path_factory.mktemp("variant-plan"))
+    return dict(zip(PLAN_NAMES, (example, variant), strict=True))

@@ -47,9 +47,9 @@ def duration_seconds(text: str) -> int:
 
 
 @pytest.mark.parametrize("pool", sorted(RUNTIMES))
-def test_renders_and_validates_strictly(pool_manifests, pool):
+def test_renders_and_validates_strictly(upstream_crds, pool_manifests, pool):
     manifests = pool_manifests[pool]
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert sorted(m["metadata"]["name"] for m in manifests) == [
         pool,
         f"{pool}-on-demand",
@@ -102,10 +102,10 @@ def test_node_class_volumes_are_encrypted_root_and_data(pool_manifests):
     assert "userData" not in node_class(pool_manifests["sdruntime"])
 
 
-def test_kms_key_and_data_volume_size_come_from_values():
+def test_kms_key_and_data_volume_size_come_from_values(upstream_crds):
     key = "arn:aws:kms:us-west-2:123456789012:key/11111111-2222-3333-4444-555555555555"
     manifests = render(volumes={"dataVolumeSize": "250Gi", "kmsKeyID": key})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     root, data = node_class(manifests)["blockDeviceMappings"]
     assert data["ebs"]["volumeSize"] == "250Gi"
     assert root["ebs"]["kmsKeyID"] == data["ebs"]["kmsKeyID"] == key
@@ -200,9 +200,9 @@ def test_pods_of_each_runtime_match_their_pool(pool_manifests, runtime_manifests
             ), taint
 
 
-def test_shared_pool_has_no_runtime_taint_or_label():
+def test_shared_pool_has_no_runtime_taint_or_label(upstream_crds):
     manifests = render("shared", "")
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     for spec in node_pools(manifests).values():
         assert spec["template"]["metadata"]["labels"] == {"sd.pool": "shared"}
         assert [t["key"] for t in spec["template"]["spec"]["taints"]] == ["nvidia.com/gpu"]
@@ -213,30 +213,30 @@ def test_shared_pool_has_no_runtime_taint_or_label():
     assert runtime["nodePool"] == {"name": "shared", "dedicated": False}
 
 
-def test_on_demand_fallback_can_be_disabled():
+def test_on_demand_fallback_can_be_disabled(upstream_crds):
     manifests = render(onDemand={"enabled": False})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert list(node_pools(manifests)) == ["sdruntime-spot"]
 
 
-def test_extra_requirements_and_labels_are_added():
+def test_extra_requirements_and_labels_are_added(upstream_crds):
     manifests = render(
         extraRequirements=[
             {"key": "karpenter.k8s.aws/instance-size", "operator": "NotIn", "values": ["metal"]}
         ],
         nodeLabels={"team": "imaging"},
     )
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     spot = node_pools(manifests)["sdruntime-spot"]
     assert requirement(spot, "karpenter.k8s.aws/instance-size")["values"] == ["metal"]
     assert spot["template"]["metadata"]["labels"]["team"] == "imaging"
 
 
-def test_image_cache_snapshot_is_restored_on_the_data_volume():
+def test_image_cache_snapshot_is_restored_on_the_data_volume(upstream_crds):
     manifests = render(
         imageCache={"snapshotID": "snap-0123456789abcdef0", "volumeInitializationRate": 200}
     )
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     spec = node_class(manifests)
     data = spec["blockDeviceMappings"][1]["ebs"]
     assert data["snapshotID"] == "snap-0123456789abcdef0"
@@ -246,9 +246,9 @@ def test_image_cache_snapshot_is_restored_on_the_data_volume():
     assert "userData" not in spec
 
 
-def test_instance_store_uses_raid0_and_soci_parallel_pull():
+def test_instance_store_uses_raid0_and_soci_parallel_pull(upstream_crds):
     manifests = render(instanceStore={"enabled": True})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     spec = node_class(manifests)
     assert spec["instanceStorePolicy"] == "RAID0"
     settings = tomllib.loads(spec["userData"])["settings"]

@@ -24,9 +24,9 @@ def render(name: str = "sdruntime", **overrides: Any) -> list[Manifest]:
 
 
 @pytest.mark.parametrize("runtime", sorted(RUNTIMES))
-def test_renders_and_validates_strictly(scaler_manifests, runtime):
+def test_renders_and_validates_strictly(upstream_crds, scaler_manifests, runtime):
     manifests = scaler_manifests[runtime]
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert sorted((m["kind"], m["metadata"]["name"]) for m in manifests) == [
         ("ScaledObject", f"{runtime}-scaler"),
         ("TriggerAuthentication", f"{runtime}-scaler-aws"),
@@ -79,15 +79,15 @@ def test_trigger_authentication_uses_keda_pod_identity(scaler_manifests):
     assert auth["spec"] == {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
 
 
-def test_trigger_authentication_with_role_arn_drops_identity_owner():
+def test_trigger_authentication_with_role_arn_drops_identity_owner(upstream_crds):
     role = f"arn:aws:iam::{ACCOUNT}:role/{CLUSTER}-keda-sdruntime"
     manifests = render(podIdentity={"roleArn": role})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     auth = find_one(manifests, "TriggerAuthentication")
     assert auth["spec"]["podIdentity"] == {"provider": "aws", "roleArn": role}
 
 
-def test_settings_reach_the_scaled_object():
+def test_settings_reach_the_scaled_object(upstream_crds):
     manifests = render(
         maxReplicaCount=8,
         messagesPerReplica=12,
@@ -97,7 +97,7 @@ def test_settings_reach_the_scaled_object():
         scaleDownStabilizationSeconds=60,
         fallback={"replicas": 2, "failureThreshold": 5, "behavior": "static"},
     )
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     spec = find_one(manifests, "ScaledObject")["spec"]
     assert (spec["maxReplicaCount"], spec["pollingInterval"], spec["cooldownPeriod"]) == (
         8,
@@ -111,9 +111,9 @@ def test_settings_reach_the_scaled_object():
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 60
 
 
-def test_fallback_can_be_turned_off():
+def test_fallback_can_be_turned_off(upstream_crds):
     manifests = render(fallback={"enabled": False})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert "fallback" not in find_one(manifests, "ScaledObject")["spec"]
 
 
@@ -158,6 +158,6 @@ def test_invalid_values_fail_rendering(overrides, message):
         render(**overrides)
 
 
-def test_fallback_replicas_above_max_are_allowed_when_fallback_is_off():
+def test_fallback_replicas_above_max_are_allowed_when_fallback_is_off(upstream_crds):
     manifests = render(fallback={"enabled": False, "replicas": 9})
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)

@@ -9,10 +9,13 @@ import pytest
 
 from constructs_lib.cluster import (
     CLUSTER_LOG_TYPES,
+    CONTAINER_LOG_KINDS,
+    DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION,
     DEFAULT_INTERFACE_ENDPOINTS,
     ExistingVpcProps,
     GpuEksClusterProps,
     NewVpcProps,
+    instance_architecture,
 )
 from constructs_lib.cluster.props import CONTROL_PLANE_TO_NODE_PORTS
 from sdaas.props import cluster_props
@@ -135,7 +138,8 @@ def test_cluster_role_is_for_eks_only(example):
 def test_system_node_group_is_two_on_demand_nodes_labelled_for_controllers(example):
     group = example.by_path("aws_eks_node_group", "Cluster/SystemNodeGroup")
     assert group["capacity_type"] == "ON_DEMAND"
-    assert group["instance_types"] == ["m7i.large"]
+    assert group["instance_types"] == ["t4g.medium"]
+    assert group["ami_type"] == "AL2023_ARM_64_STANDARD"  # Graviton: the arm64 AMI
     assert group["scaling_config"]["desired_size"] == 2
     assert group["scaling_config"]["min_size"] == 2
     assert group["labels"] == {"sd.node-role": "system"}
@@ -177,7 +181,8 @@ def addons(synth):
 
 def test_addons_are_the_pinned_versions_from_the_configuration(example, example_config):
     found = {name: body["addon_version"] for name, body in addons(example).items()}
-    assert found == example_config.cluster.addons
+    assert found == {**example_config.cluster.addons, "amazon-cloudwatch-observability":
+                     example_config.cluster.cloudwatch_observability_version}
     assert cluster_body(example)["bootstrap_self_managed_addons"] is False
     for body in addons(example).values():
         assert body["resolve_conflicts_on_create"] == "OVERWRITE"
@@ -191,6 +196,14 @@ def test_networking_addons_come_before_the_nodes_and_the_rest_after(example):
         if name in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
             assert address in group["depends_on"], name
             assert group_address not in body.get("depends_on", []), name
+        elif name == "amazon-cloudwatch-observability":
+            # ... and after its log groups and its permissions.
+            assert body["depends_on"][0] == group_address
+            assert sorted(body["depends_on"][1:]) == sorted([
+                *(example.address_of("aws_cloudwatch_log_group", f"Cluster/ContainerLogs-{k}")
+                  for k in CONTAINER_LOG_KINDS),
+                example.address_of("aws_iam_role_policy",
+                                   "CloudWatchAgentRole/ContainerInsights/Policy")])
         else:
             assert body["depends_on"] == [group_address], name
 
@@ -243,13 +256,85 @@ def test_coredns_runs_on_the_system_nodes(example):
         "nodeSelector": {"sd.node-role": "system"}}
 
 
-def test_cloudwatch_observability_only_when_pinned(example, synth_variant):
-    assert "amazon-cloudwatch-observability" not in addons(example)
-    synth = synth_variant(cluster_props=GpuEksClusterProps(
-        cloudwatch_observability_version="v4.1.0-eksbuild.1"))
-    addon = addons(synth)["amazon-cloudwatch-observability"]
-    assert addon["addon_version"] == "v4.1.0-eksbuild.1"
-    assert addon["pod_identity_association"][0]["service_account"] == "cloudwatch-agent"
+def test_cloudwatch_observability_is_on_by_default_and_none_turns_it_off(example,
+                                                                         synth_variant):
+    addon = addons(example)["amazon-cloudwatch-observability"]
+    assert addon["addon_version"] == DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION
+    assert addon["pod_identity_association"] == [{
+        "role_arn": example.ref("aws_iam_role", "Cluster/CloudWatchAgentRole/Role", "arn"),
+        "service_account": "cloudwatch-agent"}]
+    assert example.cluster.container_insights_enabled
+    off = synth_variant(cluster_props=GpuEksClusterProps(cloudwatch_observability_version=None))
+    assert "amazon-cloudwatch-observability" not in addons(off)
+    assert not any("ContainerLogs" in b["//"]["metadata"]["path"]
+                   for b in off.resources("aws_cloudwatch_log_group").values())
+    assert not off.cluster.container_insights_enabled
+    assert off.cluster.container_log_group_names == {}
+
+
+def test_container_log_groups_exist_first_with_retention_and_the_cluster_key(example):
+    names = {}
+    for kind in CONTAINER_LOG_KINDS:
+        group = example.by_path("aws_cloudwatch_log_group", f"Cluster/ContainerLogs-{kind}")
+        assert group["retention_in_days"] == 30
+        assert group["kms_key_id"] == example.ref("aws_kms_key", "Cluster/Key", "arn")
+        names[kind] = group["name"]
+    assert names == {kind: f"/aws/containerinsights/sdaas/{kind}"
+                     for kind in ("application", "dataplane", "host", "performance", "emf")}
+    assert example.cluster.container_log_group_names == names
+
+
+def test_container_log_retention_is_its_own_setting(synth_variant):
+    synth = synth_variant(cluster_props=GpuEksClusterProps(container_log_retention_days=7))
+    group = synth.by_path("aws_cloudwatch_log_group", "Cluster/ContainerLogs-application")
+    assert group["retention_in_days"] == 7
+    with pytest.raises(ValueError, match="container_log_retention_days must be one of"):
+        GpuEksClusterProps(container_log_retention_days=10)
+
+
+def test_cloudwatch_agent_may_write_its_log_groups_only(example):
+    """No managed policy: an inline policy scoped to the cluster's Container Insights log
+    groups, no retention changes, no PutMetricData, no X-Ray."""
+    attached = [a for a in example.resources("aws_iam_role_policy_attachment").values()
+                if "/CloudWatchAgentRole/" in a["//"]["metadata"]["path"]]
+    assert attached == []
+    statements = {s["sid"]: s for s in example.policy(
+        "CloudWatchAgentRole/ContainerInsights/Document")}
+    assert set(statements) == {"WriteContainerLogs", "FindLogGroups", "DescribeNodes"}
+    write = statements["WriteContainerLogs"]
+    assert sorted(write["actions"]) == ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                        "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    groups = [example.ref("aws_cloudwatch_log_group", f"Cluster/ContainerLogs-{k}", "arn")
+              for k in CONTAINER_LOG_KINDS]
+    assert sorted(write["resources"]) == sorted(groups + [f"{g}:*" for g in groups])
+    assert statements["FindLogGroups"]["actions"] == ["logs:DescribeLogGroups"]
+    assert statements["FindLogGroups"]["resources"][0].endswith(":log-group:*")
+    assert sorted(statements["DescribeNodes"]["actions"]) == ["ec2:DescribeTags",
+                                                              "ec2:DescribeVolumes"]
+    every_action = {a for s in statements.values() for a in s["actions"]}
+    assert not every_action & {"logs:PutRetentionPolicy", "cloudwatch:PutMetricData",
+                               "xray:PutTraceSegments"}
+
+
+def test_observability_configuration_tolerates_gpu_taints_and_ships_emf(example):
+    config = json.loads(addons(example)["amazon-cloudwatch-observability"]
+                        ["configuration_values"].replace("$${", "${"))
+    assert config["tolerations"] == [{"operator": "Exists"}]  # GPU nodes are tainted
+    kubernetes = config["agent"]["config"]["logs"]["metrics_collected"]["kubernetes"]
+    assert kubernetes == {"enhanced_container_insights": True,
+                          "accelerated_compute_metrics": True}
+    assert "traces" not in config["agent"]["config"]  # Application Signals off
+    (name, pipeline), = config["containerLogs"]["fluentBit"]["config"]["extraFiles"].items()
+    assert name == "emf-metrics.conf"
+    assert "log_group_name      /aws/containerinsights/${CLUSTER_NAME}/emf" in pipeline
+    assert "log_format          json/emf" in pipeline and "log_key             log" in pipeline
+
+
+def test_fluent_bit_variables_are_escaped_from_terraform(example):
+    """Terraform reads ${...} as interpolation: the add-on must receive them literally."""
+    raw = addons(example)["amazon-cloudwatch-observability"]["configuration_values"]
+    assert "$${CLUSTER_NAME}" in raw and "$${AWS_REGION}" in raw
+    assert "${" not in raw.replace("$${", "")
 
 
 # --- network --------------------------------------------------------------------------------
@@ -293,13 +378,16 @@ def test_private_subnets_and_node_group_are_tagged_for_karpenter_discovery(examp
     assert "karpenter.sh/discovery" not in cluster_sg["tags"]
 
 
-def test_single_nat_gateway_when_configured_and_one_per_zone_by_default(example, synth_variant):
+def test_single_nat_gateway_by_default_and_one_per_zone_when_configured(example,
+                                                                        synth_variant):
     assert len(example.resources("aws_nat_gateway")) == 1  # config.example.yaml: single
     routes = [r for r in example.resources("aws_route").values()
               if "PrivateDefaultRoute" in r["//"]["metadata"]["path"]]
     assert {r["nat_gateway_id"] for r in routes} == {
         example.ref("aws_nat_gateway", "Network/NatGatewayA", "id")}
-    per_zone = synth_variant(cluster_props=GpuEksClusterProps())
+    assert NewVpcProps().nat_gateways == "single"
+    per_zone = synth_variant(cluster_props=GpuEksClusterProps(
+        vpc=NewVpcProps(nat_gateways="one_per_az")))
     assert len(per_zone.resources("aws_nat_gateway")) == 3
     zone_routes = {r["//"]["metadata"]["path"][-1]: r["nat_gateway_id"]
                    for r in per_zone.resources("aws_route").values()
@@ -308,7 +396,12 @@ def test_single_nat_gateway_when_configured_and_one_per_zone_by_default(example,
                            for k in "ABC"}
 
 
-def test_s3_gateway_and_interface_endpoints_keep_traffic_off_the_nat(example):
+def test_s3_gateway_endpoint_always_and_interface_endpoints_opt_in(example, synth_variant):
+    (gateway,) = example.resources("aws_vpc_endpoint").values()  # the example: S3 only
+    assert gateway["vpc_endpoint_type"] == "Gateway"
+    assert NewVpcProps().interface_endpoints == ()
+    example = synth_variant(cluster_props=GpuEksClusterProps(
+        vpc=NewVpcProps(interface_endpoints=DEFAULT_INTERFACE_ENDPOINTS)))
     endpoints = {b["service_name"].split("}.", 1)[1]: b
                  for b in example.resources("aws_vpc_endpoint").values()}
     assert sorted(endpoints) == sorted(("s3", *DEFAULT_INTERFACE_ENDPOINTS))
@@ -399,7 +492,8 @@ def test_plain_attributes(example):
     assert example.cluster.kubernetes_version == "1.35"
     assert example.cluster.physical_cluster_name == "sdaas"
     assert len(example.cluster.private_subnet_ids) == 3
-    assert len(example.cluster.ready) == 6  # node group + five add-ons
+    # node group + the five required add-ons; releases do not wait for log shipping
+    assert len(example.cluster.ready) == 6
 
 
 def test_pod_identity_helper_creates_an_association_under_the_given_scope(synth_variant):
@@ -497,3 +591,25 @@ def test_admin_roles_must_be_literal_arns():
     reference = Token.as_string(Token.as_any("${aws_iam_role.x.arn}"))
     with pytest.raises(ValueError, match="admin_role_arns must be literal role ARNs"):
         GpuEksClusterProps(admin_role_arns=(reference,))
+
+
+@pytest.mark.parametrize(("instance_type", "arch", "ami"), [
+    ("t4g.medium", "arm64", "AL2023_ARM_64_STANDARD"),
+    ("m7g.large", "arm64", "AL2023_ARM_64_STANDARD"),
+    ("c6gn.large", "arm64", "AL2023_ARM_64_STANDARD"),
+    ("a1.large", "arm64", "AL2023_ARM_64_STANDARD"),
+    ("m7i.large", "x86_64", "AL2023_x86_64_STANDARD"),
+    ("t3.medium", "x86_64", "AL2023_x86_64_STANDARD"),
+    ("g6.xlarge", "x86_64", "AL2023_x86_64_STANDARD"),
+])
+def test_system_node_ami_follows_the_instance_architecture(instance_type, arch, ami):
+    assert instance_architecture(instance_type) == arch
+    props = GpuEksClusterProps(system_node_instance_type=instance_type)
+    assert props.effective_system_node_ami_type == ami
+
+
+def test_a_system_node_ami_for_the_wrong_architecture_is_refused():
+    with pytest.raises(ValueError, match="AL2023_x86_64_STANDARD does not boot t4g.medium "
+                                         r"\(arm64\): use AL2023_ARM_64_STANDARD"):
+        GpuEksClusterProps(system_node_instance_type="t4g.medium",
+                           system_node_ami_type="AL2023_x86_64_STANDARD")

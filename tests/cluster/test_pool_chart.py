@@ -3,11 +3,9 @@
 Each pool release's ``values`` document is taken from the synthesized JSON, its Terraform
 references replaced by what they resolve to (the referenced resource's own name: the
 cluster name, the node role name), rendered with the Helm SDK from the packaged chart
-asset, and validated strictly: CRD schemas from ``../shared/crds`` (closed objects), the
-Kubernetes 1.35 schemas, and the CRDs' CEL rules JSON Schema cannot express.
-
-The upstream ``karpenter`` chart is an OCI chart and cannot be fetched offline, so only its
-values are checked (tests/cluster/test_karpenter_synth.py), not its rendering.
+asset, and validated strictly: the schemas and CEL rules of the CRDs from the pinned
+``karpenter-crd`` chart (closed objects, defaults applied) and the Kubernetes 1.35 schemas.
+The upstream ``karpenter`` release itself is rendered in tests/charts/test_upstream_releases.py.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from constructs_lib.karpenter import (
     duration_seconds,
 )
 from tests.support.charts import (
-    check_cel_rules,
     find,
     find_one,
     render_chart,
@@ -101,10 +98,10 @@ def chart_dir(example):
 # --- the example deployment ---------------------------------------------------------------
 
 
-def test_every_pool_release_renders_and_validates_strictly(example_pools):
+def test_every_pool_release_renders_and_validates_strictly(upstream_crds, example_pools):
     assert sorted(example_pools) == ["comfyui", "sdruntime"]
     for pool, manifests in example_pools.items():
-        validate_strict(manifests)  # schemas and CEL rules
+        validate_strict(manifests, crds=upstream_crds)  # schemas and CEL rules
         assert sorted(m["metadata"]["name"] for m in manifests) == [
             pool, f"{pool}-on-demand", f"{pool}-spot"]
 
@@ -174,10 +171,10 @@ def test_spot_first_on_demand_fallback_and_busy_nodes_never_consolidated(example
 # --- variants -------------------------------------------------------------------------------
 
 
-def test_instance_store_raid0_with_soci_parallel_pull(synth_variant, chart_dir):
+def test_instance_store_raid0_with_soci_parallel_pull(upstream_crds, synth_variant, chart_dir):
     _, pools = variant_pools(synth_variant, chart_dir, instance_store_raid0=True)
     manifests = pools["sdruntime"]
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     spec = node_class(manifests)
     assert spec["instanceStorePolicy"] == "RAID0"
     assert 'snapshotter = "soci"' in spec["userData"]
@@ -185,14 +182,14 @@ def test_instance_store_raid0_with_soci_parallel_pull(synth_variant, chart_dir):
     assert "snapshotID" not in spec["blockDeviceMappings"][1]["ebs"]
 
 
-def test_image_cache_snapshot_with_an_initialisation_rate(synth_variant, chart_dir):
+def test_image_cache_snapshot_with_an_initialisation_rate(upstream_crds, synth_variant, chart_dir):
     runtimes = (GpuPoolRuntime(name="sdruntime", task_timeout_seconds=600,
                                image_cache_snapshot_id="snap-0123456789abcdef0",
                                volume_initialization_rate_mibps=250),
                 GpuPoolRuntime(name="comfyui", task_timeout_seconds=600))
     _, pools = variant_pools(synth_variant, chart_dir, runtimes=runtimes)
     for manifests in pools.values():
-        validate_strict(manifests)
+        validate_strict(manifests, crds=upstream_crds)
     data = node_class(pools["sdruntime"])["blockDeviceMappings"][1]["ebs"]
     assert (data["snapshotID"], data["volumeInitializationRate"]) == (
         "snap-0123456789abcdef0", 250)
@@ -200,10 +197,10 @@ def test_image_cache_snapshot_with_an_initialisation_rate(synth_variant, chart_d
     assert "instanceStorePolicy" not in node_class(pools["sdruntime"])
 
 
-def test_shared_pool_and_on_demand_only(synth_variant, chart_dir):
+def test_shared_pool_and_on_demand_only(upstream_crds, synth_variant, chart_dir):
     synth, pools = variant_pools(synth_variant, chart_dir, pool_model="shared", spot=False)
     (manifests,) = pools.values()
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert list(node_pools(manifests)) == ["shared-on-demand"]
     (spec,) = node_pools(manifests).values()
     assert [t["key"] for t in spec["template"]["spec"]["taints"]] == ["nvidia.com/gpu"]
@@ -211,14 +208,14 @@ def test_shared_pool_and_on_demand_only(synth_variant, chart_dir):
     assert synth.pool.pool_for("sdruntime").gpu_limit == 4
 
 
-def test_pinned_alias_and_scheduled_budgets(synth_variant, chart_dir):
+def test_pinned_alias_and_scheduled_budgets(upstream_crds, synth_variant, chart_dir):
     budgets = (DisruptionBudget(nodes="0", schedule="0 8 * * mon-fri", duration="10h",
                                 reasons=("Drifted",)),
                DisruptionBudget(nodes="20%"))
     _, pools = variant_pools(synth_variant, chart_dir, bottlerocket_alias="bottlerocket@v1.55.1",
                              disruption_budgets=budgets)
     manifests = pools["comfyui"]
-    validate_strict(manifests)
+    validate_strict(manifests, crds=upstream_crds)
     assert node_class(manifests)["amiSelectorTerms"] == [{"alias": "bottlerocket@v1.55.1"}]
     for spec in node_pools(manifests).values():
         assert spec["disruption"]["budgets"] == [
@@ -235,37 +232,37 @@ def test_pinned_alias_and_scheduled_budgets(synth_variant, chart_dir):
 @pytest.mark.parametrize("key", ["karpenter.sh/nodepool", "karpenter.sh/nodeclaim",
                                  "karpenter.k8s.aws/ec2nodeclass", "eks:eks-cluster-name",
                                  "kubernetes.io/cluster/sdaas"])
-def test_restricted_tag_keys_are_refused_by_props_and_by_the_crd(key, example_pools):
+def test_restricted_tag_keys_are_refused_by_props_and_by_the_crd(upstream_crds, key, example_pools):
     with pytest.raises(ValueError, match="is set by Karpenter or the pool chart"):
         KarpenterGpuPoolProps(runtimes=RUNTIMES, tags=((key, "x"),))
     manifest = copy.deepcopy(find_one(example_pools["sdruntime"], "EC2NodeClass"))
-    assert check_cel_rules(manifest) == []
+    assert upstream_crds.problems(manifest) == []
     manifest["spec"]["tags"][key] = "x"
-    assert any("restricted tag" in p for p in check_cel_rules(manifest)), key
+    assert any("restricted tag" in p for p in upstream_crds.problems(manifest)), key
 
 
-def test_initialisation_rate_needs_a_snapshot_in_props_and_in_the_crd(example_pools):
+def test_initialisation_rate_needs_a_snapshot_in_props_and_in_the_crd(upstream_crds, example_pools):
     with pytest.raises(ValueError, match="needs image_cache_snapshot_id"):
         KarpenterGpuPoolProps(runtimes=RUNTIMES, volume_initialization_rate_mibps=200)
     manifest = copy.deepcopy(find_one(example_pools["sdruntime"], "EC2NodeClass"))
     manifest["spec"]["blockDeviceMappings"][1]["ebs"]["volumeInitializationRate"] = 200
-    assert check_cel_rules(manifest) == [
-        "spec.blockDeviceMappings[1].ebs: snapshotID must be set when "
+    assert upstream_crds.problems(manifest) == [
+        ".spec.blockDeviceMappings[1].ebs: snapshotID must be set when "
         "volumeInitializationRate is set"]
 
 
-def test_budget_schedule_needs_a_duration_in_props_and_in_the_crd(example_pools):
+def test_budget_schedule_needs_a_duration_in_props_and_in_the_crd(upstream_crds, example_pools):
     with pytest.raises(ValueError, match="schedule and duration go together"):
         KarpenterGpuPoolProps(runtimes=RUNTIMES,
                               disruption_budgets=(DisruptionBudget(nodes="1", schedule="@daily"),))
     manifest = copy.deepcopy(find_one(example_pools["sdruntime"], "NodePool",
                                       "sdruntime-spot"))
     manifest["spec"]["disruption"]["budgets"] = [{"nodes": "1", "schedule": "@daily"}]
-    assert check_cel_rules(manifest) == [
-        "spec.disruption.budgets[0]: 'schedule' must be set with 'duration'"]
+    assert upstream_crds.problems(manifest) == [
+        ".spec.disruption.budgets: 'schedule' must be set with 'duration'"]
 
 
-def test_instance_family_requirement_never_has_an_empty_in(example_pools):
+def test_instance_family_requirement_never_has_an_empty_in(upstream_crds, example_pools):
     with pytest.raises(ValueError, match="must name at least one instance family"):
         KarpenterGpuPoolProps(runtimes=RUNTIMES, instance_families=())
     manifest = copy.deepcopy(find_one(example_pools["sdruntime"], "NodePool",
@@ -273,24 +270,24 @@ def test_instance_family_requirement_never_has_an_empty_in(example_pools):
     for requirement in manifest["spec"]["template"]["spec"]["requirements"]:
         if requirement["key"] == "karpenter.k8s.aws/instance-family":
             requirement["values"] = []
-    assert any("operator 'In' must have a value" in p for p in check_cel_rules(manifest))
+    assert any("operator 'In' must have a value" in p for p in upstream_crds.problems(manifest))
 
 
-def test_alias_excludes_other_ami_selectors_and_a_foreign_family(example_pools):
+def test_alias_excludes_other_ami_selectors_and_a_foreign_family(upstream_crds, example_pools):
     """The pinned alias is the only AMI selector, and no amiFamily contradicts it."""
     manifest = copy.deepcopy(find_one(example_pools["comfyui"], "EC2NodeClass"))
     assert "amiFamily" not in manifest["spec"]
     manifest["spec"]["amiFamily"] = "AL2023"
-    assert any("must be 'Bottlerocket' or 'Custom'" in p for p in check_cel_rules(manifest))
+    assert any("must be 'Bottlerocket' or 'Custom'" in p for p in upstream_crds.problems(manifest))
     manifest["spec"]["amiFamily"] = "Bottlerocket"
     manifest["spec"]["amiSelectorTerms"].append({"id": "ami-0123456789abcdef0"})
-    assert any("'alias' is mutually exclusive" in p for p in check_cel_rules(manifest))
+    assert any("'alias' is mutually exclusive" in p for p in upstream_crds.problems(manifest))
 
 
-def test_node_labels_stay_out_of_karpenters_restricted_domains(example_pools):
+def test_node_labels_stay_out_of_karpenters_restricted_domains(upstream_crds, example_pools):
     manifest = copy.deepcopy(find_one(example_pools["comfyui"], "NodePool", "comfyui-spot"))
     labels = manifest["spec"]["template"]["metadata"]["labels"]
     assert labels == {"sd.pool": "comfyui", "sd.runtime": "comfyui"}
     labels["karpenter.sh/capacity"] = "x"
     assert any('label domain "karpenter.sh" is restricted' in p
-               for p in check_cel_rules(manifest))
+               for p in upstream_crds.problems(manifest))

@@ -138,21 +138,45 @@ def test_a_held_lock_refuses_a_second_stack_and_down_signals_its_holder(tmp_path
         holder.wait()
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_progress_on_a_log_is_throttled_lines() -> None:
     stream = io.StringIO()
-    now = [100.0]  # the injected clock: uptime or wall time play no part
-    progress = TerminalProgress(stream, interval_seconds=10, clock=lambda: now[0])
+    clock = FakeClock(now=5.0)  # a machine up for 5 s: the first update is still written
+    progress = TerminalProgress(stream, interval_seconds=10, clock=clock)
     progress.step("terraform apply")
-    for count in range(5):
+    for count, at in enumerate((5.0, 9.0, 14.9, 15.0, 16.0, 25.0)):
+        clock.now = at
         progress.update(f"{count}/61 resources")
-        now[0] += 3
+    clock.now = 47.5
     progress.done("terraform apply")
-    lines = stream.getvalue().splitlines()
-    assert lines == ["  ... terraform apply",
-                     "  ... 0/61 resources",  # the first update of a step, at 100 s
-                     "  ... 4/61 resources",  # 12 s later: the next one due
-                     "  ok  terraform apply (15.0s)"]
-    assert "\r" not in stream.getvalue()
+    assert stream.getvalue().splitlines() == [
+        "  ... terraform apply",
+        "  ... 0/61 resources",  # t=5; t=9 and t=14.9 are within 10 s of it
+        "  ... 3/61 resources",  # t=15; t=16 is within 10 s
+        "  ... 5/61 resources",  # t=25
+        "  ok  terraform apply (42.5s)",
+    ]
+
+
+def test_each_step_writes_its_first_update() -> None:
+    stream = io.StringIO()
+    clock = FakeClock()
+    progress = TerminalProgress(stream, interval_seconds=3600, clock=clock)
+    for step in ("init", "apply"):
+        progress.step(step)
+        progress.update(f"{step} 1")
+        progress.update(f"{step} 2")  # throttled
+    assert stream.getvalue().splitlines() == [
+        "  ... init", "  ... init 1", "  ... apply", "  ... apply 1"]
 
 
 def test_progress_on_a_terminal_rewrites_one_line() -> None:

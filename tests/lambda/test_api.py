@@ -12,6 +12,7 @@ from lambda_src import api
 from lambda_src.api import ApiError
 from lambda_src.aws import DependencyError
 from lambda_src.config import ConfigError
+from task_contract import jsontext
 
 from .support import DOMAIN, event
 
@@ -115,8 +116,8 @@ def test_invalid_json_is_400(raw: bytes) -> None:
 
 def test_depth_limit_is_exact() -> None:
     assert api.parse_json(b"[" * 64 + b"]" * 64) is not None
-    assert api.json_depth({"a": [{"b": 1}]}) == 3
-    assert api.json_depth(7) == 0
+    assert jsontext.json_depth({"a": [{"b": 1}]}) == 3
+    assert jsontext.json_depth(7) == 0
 
 
 # --- routes and URLs -------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def test_log_level_filters(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
-    assert record["message"] == "shown" and record["id"] == "x" and "skipped" not in record
+    assert record["event"] == "shown" and record["id"] == "x" and "skipped" not in record
     assert record["time"].endswith("Z")
 
 

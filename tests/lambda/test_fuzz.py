@@ -144,7 +144,33 @@ valid_prefixes = st.one_of(st.just(MISSING), given_prefixes)
 runtime_tasktypes = st.sampled_from(
     [(name, t) for name, spec in sorted(RUNTIMES.items()) for t in TASKTYPES[spec["type"]]]
 )
-webui_content = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
+IMAGE_URL = "https://example.com/in.png"
+# Fields whose types and ranges the contract checks (task_contract.content); generated
+# free-form keys stay clear of them.
+WEBUI_FIELDS = {"steps", "width", "height", "batch_size", "n_iter", "cfg_scale", "seed",
+                "subseed", "denoising_strength", "sampler_name", "scheduler", "prompt",
+                "negative_prompt", "init_images", "image", "mask", "imageList",
+                "alwayson_scripts", "override_settings"}
+INPUTS = {  # the input image each task type needs
+    "image-to-image": {"init_images": [IMAGE_URL]},
+    "extra-single-image": {"image": IMAGE_URL},
+    "extra-batch-images": {"imageList": [{"data": IMAGE_URL, "name": "a"}]},
+}
+sizes = st.integers(8, 256).map(lambda n: n * 8)
+webui_fields = st.fixed_dictionaries({}, optional={
+    "steps": st.integers(1, 150), "width": sizes, "height": sizes,
+    "batch_size": st.integers(1, 8), "n_iter": st.integers(1, 100),
+    "cfg_scale": st.floats(1, 30), "seed": st.integers(-1, 2**32 - 1),
+    "denoising_strength": st.floats(0, 1), "sampler_name": st.text(max_size=20),
+    "prompt": st.text(max_size=60), "negative_prompt": st.text(max_size=20),
+    "scheduler": st.none() | st.text(max_size=10),
+})
+webui_content = st.builds(
+    lambda free, known: {**free, **known},
+    st.dictionaries(st.text(max_size=10).filter(lambda k: k not in WEBUI_FIELDS), json_values,
+                    max_size=5),
+    webui_fields,
+)
 workflow = st.dictionaries(
     st.text(min_size=1, max_size=4),
     st.fixed_dictionaries(
@@ -168,6 +194,7 @@ def valid_tasks(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         metadata["context"] = draw(json_values)
     content = draw(workflow if tasktype == "pipeline" else webui_content)
+    content.update(json.loads(json.dumps(INPUTS.get(tasktype, {}))))
     return {"task": {"metadata": metadata, "content": content}}
 
 
@@ -302,6 +329,64 @@ def structural_breaks(draw: st.DrawFn) -> Case:
     return Case(body=body, status=400, paths=frozenset({"task.metadata"}))
 
 
+BAD_WEBUI_VALUES: dict[str, list[Any]] = {
+    "steps": ["16", -1, 0, 151, 1.5, True, None],
+    "width": [100_000, 100, 56, 2056, "512", 512.0],
+    "height": [0, 4096, 513],
+    "batch_size": [0, 9, "2"],
+    "n_iter": [0, 101, [1]],
+    "cfg_scale": [0.5, 31, "7", None],
+    "seed": [-2, 2**32, "1", 1.5],
+    "subseed": [2**40, False],
+    "denoising_strength": [-0.1, 1.5, "0.5"],
+    "sampler_name": [5, ["Euler"]],
+    "scheduler": [{"name": "x"}],
+    "prompt": ["x" * 10_001, 7, None],
+    "negative_prompt": [["no"]],
+    "init_images": ["data", {"a": 1}],
+    "image": [5, ""],
+    "mask": [[], 1],
+    "imageList": ["x", {"data": "d"}],
+    "alwayson_scripts": [[], "x"],
+    "override_settings": ["v1-5"],
+}
+
+
+@st.composite
+def broken_webui_contents(draw: st.DrawFn) -> Case:
+    """A valid SD WebUI task with 1-3 content fields of the wrong type or out of range."""
+    body = draw(valid_tasks().filter(lambda b: b["task"]["metadata"]["tasktype"] != "pipeline"))
+    content = body["task"]["content"]
+    paths = set()
+    for name in draw(st.sets(st.sampled_from(sorted(BAD_WEBUI_VALUES)), min_size=1, max_size=3)):
+        content[name] = draw(st.sampled_from(BAD_WEBUI_VALUES[name]))
+        paths.add(f"task.content.{name}")
+    return Case(body=body, status=400, paths=frozenset(paths))
+
+
+@st.composite
+def broken_images(draw: st.DrawFn) -> Case:
+    """A valid image task whose input image is missing or not a string: the path names it."""
+    tasktype = draw(st.sampled_from(sorted(INPUTS)))
+    content: dict[str, Any] = draw(webui_content)
+    breakage = draw(st.sampled_from(["missing", "empty", "not-string"]))
+    field_name = next(iter(INPUTS[tasktype]))
+    path = f"task.content.{field_name}"
+    if breakage == "empty":
+        content[field_name] = [] if field_name != "image" else ""
+    elif breakage == "not-string":
+        bad = draw(st.one_of(st.integers(), st.booleans(), st.just("")))
+        if field_name == "init_images":
+            content[field_name], path = [IMAGE_URL, bad], path + "[1]"
+        elif field_name == "imageList":
+            content[field_name], path = [{"data": bad, "name": "x"}], path + "[0].data"
+        else:
+            content[field_name] = bad
+    body = {"task": {"metadata": {"id": draw(ids), "runtime": "sdruntime", "tasktype": tasktype},
+                     "content": content}}
+    return Case(body=body, status=400, paths=frozenset({path}))
+
+
 def pad(body: dict[str, Any], size: int) -> None:
     """Grow a valid task by ``size`` bytes without making it invalid."""
     content = body["task"]["content"]
@@ -331,8 +416,8 @@ def v1alpha1_cases(draw: st.DrawFn) -> Case:
     if tasktype in ("image-to-image", "extra-single-image") or draw(st.booleans()):
         scripts["image_link"] = "https://example.com/" + draw(segments)
     body = {"alwayson_scripts": scripts, **draw(webui_content)}
-    body["alwayson_scripts"] = scripts  # generated keys never replace the scripts
-    body.pop("init_images", None)
+    if tasktype == "extra-batch-images":
+        body.update(json.loads(json.dumps(INPUTS[tasktype])))
     broken = draw(st.sampled_from([None, None, "task", "id_task", "save_dir", "image_link"]))
     if broken is None:
         return Case(route="/v1alpha1", body=body, valid=True, fresh_id=draw(st.booleans()))
@@ -390,6 +475,8 @@ cases = st.one_of(
     mutated_tasks(),
     mismatched_tasktypes(),
     broken_workflows(),
+    broken_webui_contents(),
+    broken_images(),
     structural_breaks(),
     v1alpha1_cases(),
     v1alpha1_cases(),

@@ -87,7 +87,7 @@ def test_accepts_records_and_routes_a_task(account: Account) -> None:
     ("runtime", "tasktype", "content"),
     [
         ("sd21", "image-to-image", {"init_images": ["s3://in/x.png"], "prompt": "p"}),
-        ("sdwebui", "extra-batch-images", {"imageList": []}),
+        ("sdwebui", "extra-batch-images", {"imageList": [{"data": "s3://in/x.png"}]}),
         ("sd1-5-comfyui", "pipeline", {"9": {"class_type": "SaveImage", "inputs": {}}}),
     ],
 )
@@ -348,7 +348,9 @@ def test_an_expired_record_frees_its_id(account: Account) -> None:
 
 def test_task_too_big_for_sns_is_claim_checked_at_the_real_limit(account: Account) -> None:
     body = t2i("huge-1", context={"k": "v"})
-    body["task"]["content"]["prompt"] = "a dog, " * 45_000  # ~315 KB
+    # An inline ControlNet image of ~315 KB: the usual reason a task outgrows SNS.
+    body["task"]["content"]["alwayson_scripts"] = {
+        "controlnet": {"args": [{"image": "iVBORw0KGgo" + "A" * 315_000}]}}
     response = account.post(body)
     assert response.status == 202
     assert response.body == accepted_body("huge-1")
@@ -494,7 +496,7 @@ def test_failure_to_mark_published_still_accepts(account: Account, capsys: Any) 
     assert response.status == 202
     assert len(account.messages("sdruntime")) == 1
     assert account.record("mark-1")["published"] is False
-    assert "task published but not marked published" in capsys.readouterr().out
+    assert '"event":"published_not_marked"' in capsys.readouterr().out
     account.faults.clear()
     # At-least-once: the resubmission publishes again (the agent tolerates duplicates).
     assert account.post(body).status == 202

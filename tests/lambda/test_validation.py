@@ -10,6 +10,7 @@ import pytest
 
 from lambda_src import config, validation
 from lambda_src.api import ApiError
+from task_contract.metadata import check_id, check_prefix
 
 from .support import RUNTIMES, fixture, t2i
 
@@ -37,7 +38,7 @@ def paths_of(fn: Any, body: Any) -> list[str]:
 @pytest.mark.parametrize("value", ["a", "A-z_0-9", "x" * 64, "123", "-", "_"])
 def test_valid_ids(value: str) -> None:
     problems = validation.Problems()
-    assert validation.check_id(value, "p", problems) == value
+    assert check_id(value, "p", problems) == value
     assert not problems
 
 
@@ -60,14 +61,14 @@ def test_valid_ids(value: str) -> None:
 )
 def test_invalid_ids(value: Any, fragment: str) -> None:
     problems = validation.Problems()
-    assert validation.check_id(value, "task.metadata.id", problems) is None
+    assert check_id(value, "task.metadata.id", problems) is None
     assert problems.items == [{"path": "task.metadata.id", "message": problems.items[0]["message"]}]
     assert fragment in problems.items[0]["message"]
 
 
 def test_long_invalid_values_are_truncated_in_messages() -> None:
     problems = validation.Problems()
-    validation.check_id("!" * 10_000, "id", problems)
+    check_id("!" * 10_000, "id", problems)
     assert len(problems.items[0]["message"]) < 150
 
 
@@ -90,7 +91,7 @@ def test_long_invalid_values_are_truncated_in_messages() -> None:
 )
 def test_prefix_normalisation(value: Any, expected: str) -> None:
     problems = validation.Problems()
-    assert validation.check_prefix(value, "p", problems) == expected
+    assert check_prefix(value, "p", problems) == expected
     assert not problems
 
 
@@ -127,7 +128,7 @@ def test_prefix_normalisation(value: Any, expected: str) -> None:
 )
 def test_invalid_prefixes(value: Any, fragment: str) -> None:
     problems = validation.Problems()
-    assert validation.check_prefix(value, "task.metadata.prefix", problems) is None
+    assert check_prefix(value, "task.metadata.prefix", problems) is None
     assert len(problems.items) == 1
     assert fragment in problems.items[0]["message"]
 
@@ -256,6 +257,9 @@ def test_tasktype_must_fit_runtime_type(runtime: str, tasktype: str, ok: bool) -
     body = t2i(runtime=runtime, tasktype=tasktype)
     if tasktype == "pipeline":
         body["task"]["content"] = {"1": {"class_type": "SaveImage", "inputs": {}}}
+    else:  # every input image field, so that each SD WebUI task type has its input
+        body["task"]["content"].update(init_images=["s3://in/a.png"], image="s3://in/b.png",
+                                       imageList=[{"data": "s3://in/c.png"}])
     if ok:
         assert validation.v1alpha2(body, CONFIGURED).tasktype == tasktype
     else:
@@ -421,8 +425,9 @@ def test_v1alpha1_image_link_fills_image_for_extra_single_image() -> None:
     details = problems_of(validation.v1alpha1, body)
     assert details == [
         {
-            "path": "alwayson_scripts.image_link",
-            "message": "is required for extra-single-image (or give image)",
+            "path": "image",
+            "message": "is required for extra-single-image: the input image "
+            "(or alwayson_scripts.image_link, a URL)",
         }
     ]
     body["image"] = "https://example.com/in.png"
@@ -515,10 +520,9 @@ def test_v1alpha1_static_match_beats_dynamic_and_ties_break_by_name() -> None:
         (lambda b: b["alwayson_scripts"].update(save_dir="/abs"), ["alwayson_scripts.save_dir"]),
         (lambda b: b["alwayson_scripts"].update(save_dir="a/../b"), ["alwayson_scripts.save_dir"]),
         (lambda b: b["alwayson_scripts"].update(image_link=5), ["alwayson_scripts.image_link"]),
-        (
-            lambda b: b["alwayson_scripts"].update(task="image-to-image"),
-            ["alwayson_scripts.image_link"],
-        ),
+        (lambda b: b["alwayson_scripts"].update(task="image-to-image"), ["init_images"]),
+        (lambda b: b.update(steps="16"), ["steps"]),
+        (lambda b: b.update(width=100_000, n_iter=0), ["width", "n_iter"]),
         (
             lambda b: b.update(alwayson_scripts={}),
             [

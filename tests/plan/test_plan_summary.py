@@ -568,3 +568,33 @@ def test_console_script_runs_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith(f"sd-plan-summary: error: {bad}: not valid JSON")
+
+
+# ------------------------------------------------------------------ fixed monthly cost
+
+
+def test_the_baseline_line_prices_what_the_plan_leaves(tmp_path, capsys):
+    doc = plan(
+        change("aws_eks_cluster.c", ["create"], after={"name": "sdaas"}),
+        change("aws_eks_node_group.ng", ["update"], before={}, after={
+            "instance_types": ["t4g.medium"], "scaling_config": [{"desired_size": 2}]}),
+        change("aws_nat_gateway.a", ["create"], after={}),
+        change("aws_nat_gateway.b", ["delete"], before={}),  # going away: not counted
+        change("aws_vpc_endpoint.ecr", ["create"], after={"vpc_endpoint_type": "Interface"}),
+    )
+    # The endpoint's subnets are created in the same plan: known in number only.
+    doc["resource_changes"][-1]["change"]["after_unknown"] = {"subnet_ids": [True] * 3}
+    code, out, _ = summarise(tmp_path, capsys, doc)
+    assert code == 0
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("**Fixed monthly baseline")]
+    # 73.00 + 2 x 0.0336 x 730 + 2 x 20 GiB x 0.08 + 0.045 x 730 + 3 x 0.01 x 730
+    assert "$180.01" in line
+    assert "NAT gateways (1) $32.85" in line
+    assert "interface endpoints (1 services, 3 zone attachments) $21.90" in line
+    assert "system nodes (2 x t4g.medium, on-demand) $49.06" in line
+
+
+def test_a_plan_without_billable_resources_has_no_baseline_line(tmp_path, capsys):
+    _, out, _ = summarise(tmp_path, capsys, plan(change("terraform_data.x", ["create"],
+                                                        after={})))
+    assert "Fixed monthly baseline" not in out

@@ -51,10 +51,10 @@ def container(manifests: list[Manifest], name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("runtime", sorted(RUNTIMES))
-def test_both_releases_render_and_validate_strictly(rendered, runtime):
+def test_both_releases_render_and_validate_strictly(upstream_crds, rendered, runtime):
     for part in ("runtime", "scaler"):
         _, manifests = rendered[runtime][part]
-        validate_strict(manifests)
+        validate_strict(manifests, crds=upstream_crds)
     kinds = sorted(m["kind"] for m in rendered[runtime]["runtime"][1])
     expected = ["Deployment", "PersistentVolume", "PersistentVolumeClaim",
                 "PodDisruptionBudget", "Role", "RoleBinding", "ServiceAccount"]

@@ -7,8 +7,8 @@ def test_pod_identity_roles_trust_only_this_cluster(synthesized):
     trusts = [doc for doc in synthesized.data("aws_iam_policy_document").values()
               if any("pods.eks.amazonaws.com" in p["identifiers"]
                      for st in doc["statement"] for p in st.get("principals", []))]
-    # vpc-cni, Mountpoint CSI driver, Karpenter, KEDA and one per runtime
-    assert len(trusts) == 6
+    # vpc-cni, Mountpoint CSI driver, CloudWatch agent, Karpenter, KEDA and one per runtime
+    assert len(trusts) == 7
     cluster_arn = "${aws_eks_cluster.Cluster_3DA9CCBA.arn}"
     for doc in trusts:
         (statement,) = doc["statement"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import boto3
@@ -28,10 +26,14 @@ KARPENTER_TAGS = [
 ]
 
 
+def _env(emulator) -> dict[str, str]:
+    """The AWS CLI beside this interpreter, pointed at the emulator."""
+    return {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def _run(emulator, script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AWS_ENDPOINT_URL": emulator.endpoint,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", str(TEARDOWN_DIR / script), *args], env=env,
+    return subprocess.run(["bash", str(TEARDOWN_DIR / script), *args], env=_env(emulator),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -61,20 +63,23 @@ def _state(ec2, instance_id: str) -> str:
 def test_wait_returns_once_karpenter_terminated_its_nodes(emulator, ec2):
     node = _launch(ec2, KARPENTER_TAGS)
     bystander = _launch(ec2, [{"Key": f"kubernetes.io/cluster/{CLUSTER}", "Value": "owned"}])
-
-    def karpenter_terminates() -> None:
-        time.sleep(3)
-        ec2.terminate_instances(InstanceIds=[node])
-
-    thread = threading.Thread(target=karpenter_terminates)
-    thread.start()
-    started = time.monotonic()
-    proc = _run(emulator, "wait-for-karpenter-nodes.sh", CLUSTER, REGION, "60", "1")
-    thread.join()
-    assert proc.returncode == 0, proc.stderr
-    assert "waiting for nodes to terminate" in proc.stdout
-    assert "no nodes left" in proc.stdout
-    assert time.monotonic() - started >= 2.5, "returned before the node was gone"
+    # A deadline far beyond the test's: the script must return because the node went.
+    script = subprocess.Popen(
+        ["bash", str(TEARDOWN_DIR / "wait-for-karpenter-nodes.sh"), CLUSTER, REGION, "3600",
+         "1"], env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert script.stdout is not None
+        first = script.stdout.readline()  # the script has seen the node and waits
+        assert first.strip() == f"karpenter: waiting for nodes to terminate: {node}"
+        ec2.terminate_instances(InstanceIds=[node])  # Karpenter's part
+        stdout, stderr = script.communicate(timeout=300)
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    assert script.returncode == 0, stderr
+    assert stdout.splitlines()[-1] == f"karpenter: no nodes left in cluster {CLUSTER}"
+    assert "still running" not in stderr
     assert _state(ec2, bystander) == "running", "a node Karpenter does not own was touched"
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
+from sdaas.config import EXAMPLE_CONFIG, Config, parse_config
 from sdaas.local.emulator import Emulator, load_aws_managed_policies
 from tests.cluster.stacks import synth_stack
 from tests.support.terraform import (
@@ -50,8 +52,17 @@ def without_moto_gaps(doc: dict) -> tuple[dict, list[str]]:
     return without_types(doc, MOTO_LACKS.__contains__)
 
 
+def with_interface_endpoints() -> Config:
+    """The example configuration with its (opt-in) interface endpoints, so the apply
+    covers them too."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["cluster"]["vpc"]["interface_endpoints"] = True
+    return parse_config(data, str(EXAMPLE_CONFIG))
+
+
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory, example_config) -> Iterator[tuple[Emulator, Terraform, dict]]:
+def applied(tmp_path_factory) -> Iterator[tuple[Emulator, Terraform, dict]]:
+    example_config = with_interface_endpoints()
     plugin_dir()  # skip early, before starting anything, when there is no provider mirror
     previous = os.environ.get(MANAGED_POLICIES_ENV)
     # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in moto only when asked for,
@@ -151,12 +162,24 @@ def test_cluster_and_system_node_group_are_created_as_configured(applied):
     group = eks.describe_nodegroup(clusterName="sdaas", nodegroupName="sdaas-system")[
         "nodegroup"]
     assert group["capacityType"] == "ON_DEMAND"
-    assert group["instanceTypes"] == ["m7i.large"]
+    assert group["instanceTypes"] == ["t4g.medium"]
+    assert group["amiType"] == "AL2023_ARM_64_STANDARD"
     assert group["labels"] == {"sd.node-role": "system"}
     assert group["scalingConfig"]["desiredSize"] == 2
     logs = client(emu, "logs").describe_log_groups(logGroupNamePrefix="/aws/eks/sdaas/")
     assert [(g["logGroupName"], g["retentionInDays"]) for g in logs["logGroups"]] == [
         ("/aws/eks/sdaas/cluster", 30)]
+
+
+def test_container_insights_log_groups_exist_before_the_add_on(applied):
+    """Terraform owns their retention and encryption; the add-on only writes to them."""
+    emu, _, _ = applied
+    groups = client(emu, "logs").describe_log_groups(
+        logGroupNamePrefix="/aws/containerinsights/sdaas/")["logGroups"]
+    assert sorted((g["logGroupName"], g["retentionInDays"]) for g in groups) == [
+        (f"/aws/containerinsights/sdaas/{kind}", 30)
+        for kind in ("application", "dataplane", "emf", "host", "performance")]
+    assert all(g["kmsKeyId"].startswith("arn:aws:kms:us-west-2:") for g in groups)
 
 
 def test_karpenter_interruption_path_is_created_as_configured(applied):

@@ -1,4 +1,5 @@
-"""200 tasks submitted at once all complete: none lost, none run or stored twice."""
+"""200 tasks submitted at once all complete: none lost, none run or stored twice, even when
+a publish is retried and the topic carries a task twice."""
 
 from __future__ import annotations
 
@@ -56,10 +57,15 @@ def test_200_concurrent_tasks_all_complete_exactly_once(deployed: Deployed) -> N
     assert all(r[0]["body"]["status"] == "completed" for r in results.values())
     assert sorted(r[0]["body"]["context"]["n"] for r in results.values()) == list(range(TASKS))
 
-    # Every task published once, processed once, stored once.
-    published = [m["body"]["metadata"]["id"] for m in deployed.published.drain()
-                 if m["body"]["metadata"]["id"] in ids]
-    assert sorted(published) == sorted(ids)
+    # Every task published, processed once, stored once. SNS delivers at least once: a
+    # publish that botocore retries after a read timeout (a busy machine) arrives twice,
+    # which the agents absorb (one result each, above); a repeat must be the same message.
+    published: dict[str, list[Any]] = {}
+    for message in deployed.published.drain():
+        if message["body"]["metadata"]["id"] in ids:
+            published.setdefault(message["body"]["metadata"]["id"], []).append(message["body"])
+    assert set(published) == ids
+    assert all(all(c == copies[0] for c in copies) for copies in published.values())
     keys = list(deployed.objects("burst/"))
     assert len(keys) == 2 * TASKS, "expected exactly one image and one result.json per task"
     assert sorted(keys) == sorted(k for i in ids for k in (f"burst/{i}/image-0.png",

@@ -1,0 +1,49 @@
+"""The result message on the result topic (ARCHITECTURE §4, docs/contracts.md): a superset of
+the reference's callback, built here only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from task_contract.layout import DEFAULT_PREFIX, output_location, result_url
+from task_contract.record import COMPLETED, Fields, decode_context
+
+
+def result_message(
+    *, runtime: str, task_id: str, status: str, images: list[str], location: str,
+    context: Any, error: dict[str, Any] | None, timings: dict[str, float],
+) -> dict[str, Any]:
+    """``{"runtime", "id", "result", "status", "image_url", "output_url", "context", "error",
+    "timings"}`` for a task whose outputs are at ``location`` (``s3://<bucket>/<prefix>/<id>``)."""
+    return {
+        "runtime": runtime,
+        "id": task_id,
+        "result": status == COMPLETED,
+        "status": status,
+        "image_url": images,
+        "output_url": result_url(location),
+        "context": context,
+        "error": error,
+        "timings": timings,
+    }
+
+
+def message_from_record(record: dict[str, Any], bucket: str) -> dict[str, Any]:
+    """The result message of a final task record (publishing again after a crash)."""
+    task_id = str(record[Fields.ID])
+    location = record.get(Fields.OUTPUT_LOCATION) or output_location(
+        bucket, DEFAULT_PREFIX, task_id)
+    return result_message(
+        runtime=str(record.get(Fields.RUNTIME, "")), task_id=task_id,
+        status=str(record.get(Fields.STATUS)), images=list(record.get(Fields.IMAGES) or []),
+        location=location, context=decode_context(record.get(Fields.CONTEXT, "")),
+        error=record.get(Fields.ERROR), timings=dict(record.get(Fields.TIMINGS) or {}),
+    )
+
+
+def message_attributes(message: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The SNS message attributes of a result message (subscribers filter on them)."""
+    return {
+        "runtime": {"DataType": "String", "StringValue": message["runtime"] or "-"},
+        "status": {"DataType": "String", "StringValue": message["status"]},
+    }
