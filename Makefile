@@ -95,8 +95,9 @@ local-down: ## Stop a running `make local` from another terminal
 	@test -x $(PY) || { echo "no local stack is running (no $(VENV))"; exit 0; }
 	$(PY) -m sdaas.local down
 
-bench: install ## Print the benchmark figures (synth, agent throughput, local end to end)
+bench: install ## Print the benchmark figures (synth, library import, agent throughput, local end to end)
 	$(PY) bench/synth_bench.py
+	$(PY) -m bench.import_bench
 	$(PY) -m bench.agent_throughput
 	$(PY) -m bench.local_e2e
 

@@ -16,10 +16,8 @@ for _kind in ("END_OF_LIFE", "DEPRECATED", "UNTESTED"):
 from cdktf import (  # noqa: E402
     Annotations,
     App,
-    Aspects,
     AssetType,
     Fn,
-    IAspect,
     LocalBackend,
     LocalExecProvisioner,
     S3Backend,
@@ -39,11 +37,9 @@ from constructs import Construct, IConstruct  # noqa: E402
 __all__ = [
     "Annotations",
     "App",
-    "Aspects",
     "AssetType",
     "Construct",
     "Fn",
-    "IAspect",
     "IConstruct",
     "LocalBackend",
     "LocalExecProvisioner",

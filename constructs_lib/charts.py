@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from constructs_lib._cdktf import (
     AssetType,
     Construct,
     TerraformAsset,
     TerraformStack,
 )
-
-CHARTS_DIR = Path(__file__).resolve().parent.parent / "charts"
+from constructs_lib.assets import chart_dir
 
 
 def local_chart(scope: Construct, chart: str) -> str:
@@ -25,9 +22,6 @@ def local_chart(scope: Construct, chart: str) -> str:
     asset_id = "Chart-" + "".join(part.capitalize() for part in chart.split("-"))
     asset = stack.node.try_find_child(asset_id)
     if asset is None:
-        directory = CHARTS_DIR / chart
-        if not (directory / "Chart.yaml").is_file():
-            raise FileNotFoundError(f"no local chart {chart!r} in charts/")
-        asset = TerraformAsset(stack, asset_id, path=str(directory), type=AssetType.DIRECTORY)
+        asset = TerraformAsset(stack, asset_id, path=str(chart_dir(chart)),
+                               type=AssetType.DIRECTORY)
     return asset.path
-

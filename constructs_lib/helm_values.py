@@ -20,20 +20,13 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HELM_VALUES_DIR = REPO_ROOT / "helm-values"
+from constructs_lib.assets import helm_values_file
 
-
-def values_path(release: str) -> Path:
-    """``helm-values/<release>.yaml`` (the file need not exist)."""
-    if not release or "/" in release or release.startswith("."):
-        raise ValueError(f"release must be a plain file stem like 'karpenter' (got {release!r})")
-    return HELM_VALUES_DIR / f"{release}.yaml"
+values_path = helm_values_file
 
 
 def load_values(release: str) -> dict[str, Any]:
@@ -118,4 +111,4 @@ def dump_values(values: Mapping[str, Any]) -> str:
     )
 
 
-__all__ = ["HELM_VALUES_DIR", "deep_merge", "dump_values", "load_values", "values_path"]
+__all__ = ["deep_merge", "dump_values", "load_values", "values_path"]

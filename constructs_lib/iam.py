@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-from constructs_lib._cdktf import Construct
+from constructs_lib._cdktf import Construct, TerraformResource
 from constructs_lib._providers import aws
 
 
@@ -99,9 +100,9 @@ def deny_insecure_transport(resource_arns: Sequence[str], service: str) -> State
 
 
 def attach(grantee: Construct, id_: str, statements: Sequence[Statement], *,
-           role_name: str):
+           role_name: str) -> TerraformResource:
     """One inline policy on ``role_name`` made of ``statements`` (created under grantee);
-    returns the ``aws_iam_role_policy`` (for ``depends_on``)."""
+    returns the ``aws_iam_role_policy``."""
     scope = Construct(grantee, id_)
     return aws.iam_role_policy.IamRolePolicy(
         scope,
@@ -110,6 +111,79 @@ def attach(grantee: Construct, id_: str, statements: Sequence[Statement], *,
         role=role_name,
         policy=policy_document(scope, "Document", statements),
     )
+
+
+@runtime_checkable
+class HasRoleName(Protocol):
+    """Anything exposing the name of its IAM role (:class:`Role`, ``SdRuntime``, ...)."""
+
+    @property
+    def role_name(self) -> str: ...
+
+
+# What a grant method accepts as the grantee: a role name (a literal or a reference), an
+# object with a ``role_name`` (this library's roles and constructs owning one), or an
+# ``aws_iam_role`` resource or data source of the caller's own stack.
+RoleRef = str | HasRoleName | Construct
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grant:
+    """What a grant created: one inline policy (``policy``, an ``aws_iam_role_policy``) on
+    the role ``role_name``, made of ``statements``, under the construct ``scope``."""
+
+    role_name: str
+    statements: tuple[Statement, ...]
+    policy: TerraformResource
+    scope: Construct
+
+    @property
+    def policy_name(self) -> str:
+        return self.scope.node.id
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every action granted, in statement order."""
+        return tuple(a for st in self.statements if st.effect == "Allow" for a in st.actions)
+
+
+def role_name_of(role: Any) -> str:
+    """The role name a :data:`RoleRef` stands for."""
+    if isinstance(role, str):
+        if not role:
+            raise ValueError("a grant needs a role: got an empty role name")
+        return role
+    if _is_iam_role_binding(role):
+        return role.name
+    if isinstance(role, HasRoleName):
+        return role.role_name
+    raise TypeError(
+        f"a grant takes a role name, a construct with a role_name, or an aws_iam_role "
+        f"resource or data source (got {type(role).__name__})")
+
+
+def _is_iam_role_binding(role: Any) -> bool:
+    kind = (getattr(role, "terraform_resource_type", None)
+            if isinstance(role, Construct) else None)
+    return kind == "aws_iam_role"
+
+
+def grant(id_: str, statements: Sequence[Statement], *, role: RoleRef,
+          scope: Construct | None = None) -> Grant:
+    """One inline policy ``id_`` on ``role`` made of ``statements``; returns the :class:`Grant`.
+
+    The policy is created under ``scope``, by default under ``role`` itself when it is a
+    construct (so its Terraform address follows the role's); a role given by name needs
+    ``scope``.
+    """
+    role_name = role_name_of(role)
+    where = scope if scope is not None else (role if isinstance(role, Construct) else None)
+    if where is None:
+        raise ValueError(f"grant {id_}: a role given by name ({role_name!r}) needs scope=, "
+                         "the construct to create the policy under")
+    policy = attach(where, id_, statements, role_name=role_name)
+    return Grant(role_name=role_name, statements=tuple(statements), policy=policy,
+                 scope=where.node.find_child(id_))
 
 
 class Role(Construct):
@@ -143,12 +217,11 @@ class Role(Construct):
     def resource(self):
         return self._role
 
-    def add_policy(self, id_: str, statements: Sequence[Statement]):
-        """An inline policy on this role; returns the ``aws_iam_role_policy``."""
-        return attach(self, id_, statements, role_name=self.role_name)
+    def add_policy(self, id_: str, statements: Sequence[Statement]) -> Grant:
+        return grant(id_, statements, role=self)
 
-    def attach_managed(self, id_: str, policy_arn: str) -> None:
-        aws.iam_role_policy_attachment.IamRolePolicyAttachment(
+    def attach_managed(self, id_: str, policy_arn: str) -> TerraformResource:
+        return aws.iam_role_policy_attachment.IamRolePolicyAttachment(
             self, id_, role=self.role_name, policy_arn=policy_arn
         )
 
@@ -208,13 +281,18 @@ __all__ = [
     "POD_IDENTITY_ACTIONS",
     "POD_IDENTITY_PRINCIPAL",
     "Condition",
+    "Grant",
+    "HasRoleName",
     "Principal",
     "Role",
+    "RoleRef",
     "Statement",
     "attach",
     "deny_insecure_transport",
+    "grant",
     "key_policy_statements",
     "policy_document",
     "render_statements",
+    "role_name_of",
     "service_principal",
 ]

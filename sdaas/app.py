@@ -27,7 +27,7 @@ from constructs_lib import karpenter as karpenter_lib
 from constructs_lib import keda as keda_lib
 from constructs_lib import runtime as runtime_lib
 from constructs_lib._cdktf import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from constructs_lib._providers import aws, helm
+from constructs_lib._providers import AWS_PROVIDER_VERSIONS, HELM_PROVIDER_VERSIONS, aws, helm
 from constructs_lib.ingress import ServerlessIngress, ServerlessIngressProps
 from sdaas import props as props_lib
 from sdaas.config import Config, LocalState
@@ -39,9 +39,8 @@ EMULATED_SERVICES = (
     "logs", "s3", "sns", "sqs", "sts",
 )
 
-AWS_PROVIDER_CONSTRAINT = "~> 5.99"
-# The Helm bindings are generated from hashicorp/helm 2.17.0.
-HELM_PROVIDER_CONSTRAINT = "~> 2.17"
+AWS_PROVIDER_CONSTRAINT = AWS_PROVIDER_VERSIONS
+HELM_PROVIDER_CONSTRAINT = HELM_PROVIDER_VERSIONS
 
 
 class Part(StrEnum):
@@ -172,7 +171,7 @@ def _aws_provider(stack: TerraformStack, config: Config, emulation: Emulation | 
         )
     prov.AwsProvider(stack, "aws", **kwargs)
     # The bindings pin the exact provider they were generated from (5.99.1); users get any
-    # compatible 5.x release from the official source.
+    # release the library supports (5.x from 5.99, and 6.x) from the official source.
     stack.add_override("terraform.required_providers.aws",
                        {"source": "hashicorp/aws", "version": AWS_PROVIDER_CONSTRAINT})
 

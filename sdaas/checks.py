@@ -28,7 +28,7 @@ from typing import Any
 
 import jsonschema
 
-from constructs_lib.charts import CHARTS_DIR
+from constructs_lib.assets import chart_dir
 from constructs_lib.helm_values import load_values
 from constructs_lib.karpenter import (
     GpuPoolRef,
@@ -48,7 +48,6 @@ from constructs_lib.runtime import (
 from sdaas import props as props_lib
 from sdaas.config import Config, Path_, Problem
 
-RUNTIME_CHART_SCHEMA = CHARTS_DIR / "sd-runtime" / "values.schema.json"
 STAND_IN_ACCOUNT = "000000000000"
 
 # "<field>[<key>].<sub>.<sub>" at the start of a props problem, then its separator.
@@ -381,7 +380,8 @@ def _bindings(config: Config, props: SdRuntimeProps, pool: GpuPoolRef) -> Runtim
 
 @functools.cache
 def _runtime_chart_validator() -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(json.loads(RUNTIME_CHART_SCHEMA.read_text()))
+    return jsonschema.Draft7Validator(
+        json.loads((chart_dir("sd-runtime") / "values.schema.json").read_text()))
 
 
 def _schema_problems(values: dict[str, Any], chart_values: Mapping[str, Any],

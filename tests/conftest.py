@@ -52,3 +52,12 @@ def upstream_crds(synthesized):
 
     (cluster,) = synthesized.resources("aws_eks_cluster").values()
     return plan_crds(synthesized.doc, cluster["version"])
+
+
+@pytest.fixture(scope="session")
+def consumer_synth(tmp_path_factory) -> StackDoc:
+    """The consumer project of ``examples/`` (its own app and stack), synthesized once."""
+    from tests.support.consumer import synth_example
+
+    return StackDoc(synth_example(tmp_path_factory.mktemp("consumer")))
+

@@ -31,6 +31,10 @@ Creates
       created first with ``container_log_retention_days`` and the KMS key, and its Pod
       Identity role may write to them only.
 
+A cluster created elsewhere serves ``KarpenterGpuPool``, ``KedaSqsScaler`` and ``SdRuntime``
+too: ``GpuEksCluster.from_attributes(scope, "Cluster", cluster_name=..., kubernetes_version=...)``
+looks it up and creates nothing (:class:`ExistingCluster` says what it must run).
+
 It configures no provider. ``kubernetes_connection`` carries what ``main.py`` needs for the
 Helm and Kubernetes providers (endpoint, CA, an ``aws eks get-token`` exec command).
 
@@ -54,7 +58,9 @@ from constructs_lib.cluster.addons import (
     OPTIONAL_ADDONS,
     REQUIRED_ADDONS,
 )
-from constructs_lib.cluster.construct import GpuEksCluster, KubernetesConnection
+from constructs_lib.cluster.base import KubernetesConnection
+from constructs_lib.cluster.construct import GpuEksCluster
+from constructs_lib.cluster.existing import ExistingCluster
 from constructs_lib.cluster.props import (
     CLUSTER_LOG_TYPES,
     DEFAULT_INTERFACE_ENDPOINTS,
@@ -80,6 +86,7 @@ __all__ = [
     "REQUIRED_ADDONS",
     "SYSTEM_NODE_AMI_TYPES",
     "SYSTEM_NODE_SELECTOR",
+    "ExistingCluster",
     "ExistingVpcProps",
     "GpuEksCluster",
     "GpuEksClusterProps",

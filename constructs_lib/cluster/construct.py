@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
-from constructs_lib._cdktf import Construct, Fn, TerraformResource, Token
+from constructs_lib._cdktf import Construct, TerraformResource, Token
 from constructs_lib._providers import aws
 from constructs_lib.cluster.addons import (
     BEFORE_NODES,
@@ -17,6 +16,8 @@ from constructs_lib.cluster.addons import (
     create_addon,
     model_bucket_statements,
 )
+from constructs_lib.cluster.base import ClusterBase
+from constructs_lib.cluster.existing import ExistingCluster
 from constructs_lib.cluster.network import Network
 from constructs_lib.cluster.props import (
     CLOUDWATCH_ADDON,
@@ -29,29 +30,16 @@ from constructs_lib.cluster.props import (
     NewVpcProps,
 )
 from constructs_lib.iam import (
-    POD_IDENTITY_ACTIONS,
-    POD_IDENTITY_PRINCIPAL,
-    Condition,
     Role,
     Statement,
     key_policy_statements,
     render_statements,
     service_principal,
 )
+from constructs_lib.tags import apply_tags
 
 
-@dataclass(frozen=True, kw_only=True)
-class KubernetesConnection:
-    """What ``main.py`` gives the Helm and Kubernetes providers to reach the cluster."""
-
-    host: str
-    cluster_ca_certificate: str  # PEM, decoded with Fn.base64decode
-    exec_api_version: str
-    exec_command: str
-    exec_args: tuple[str, ...]
-
-
-class GpuEksCluster(Construct):
+class GpuEksCluster(ClusterBase):
     """The VPC, the EKS cluster, its system node group and its managed add-ons."""
 
     def __init__(self, scope: Construct, id_: str, *,
@@ -66,13 +54,13 @@ class GpuEksCluster(Construct):
         region = aws.data_aws_region.DataAwsRegion(self, "Region")
         self._account_id = identity.account_id
         self._partition = partition.partition
-        self._region = region.name
+        self._region = region.id  # the region's name in every AWS provider 5.x and 6.x
         managed = f"arn:{partition.partition}:iam::aws:policy"
 
         # --- KMS: secrets envelope encryption and log groups ------------------------------
         key_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
             self, "KeyPolicy", statement=render_statements(key_policy_statements(
-                partition=partition.partition, region=region.name,
+                partition=partition.partition, region=self._region,
                 account_id=identity.account_id)),
         )
         self._key = aws.kms_key.KmsKey(
@@ -86,7 +74,7 @@ class GpuEksCluster(Construct):
         self._network: Network | None = None
         if isinstance(props.vpc, NewVpcProps):
             self._network = Network(self, "Network", props=props, vpc_props=props.vpc,
-                                     region=region.name, key_arn=self._key.arn)
+                                     region=self._region, key_arn=self._key.arn)
             self._vpc_id = self._network.vpc.id
             self._private_subnet_ids = [s.id for s in self._network.private_subnets]
         else:
@@ -144,7 +132,7 @@ class GpuEksCluster(Construct):
             retention_in_days=props.log_retention_days, kms_key_id=self._key.arn,
         )
         ekc = aws.eks_cluster
-        self._cluster = ekc.EksCluster(
+        eks_cluster = ekc.EksCluster(
             self, "Cluster",
             name=cluster_name,
             version=props.kubernetes_version,
@@ -172,6 +160,8 @@ class GpuEksCluster(Construct):
             # The policy outlives the cluster on destroy (EKS needs it to clean up ENIs).
             depends_on=[self._log_group, cluster_policy],
         )
+        self._set_cluster(eks_cluster, physical_name=cluster_name,
+                          kubernetes_version=props.kubernetes_version)
 
         # --- access entries ---------------------------------------------------------------
         admins: list[tuple[str, str]] = []
@@ -282,14 +272,20 @@ class GpuEksCluster(Construct):
         for addon in sorted(set(versions) - set(REQUIRED_ADDONS)):
             self._addon(addon, versions)
 
-        self._kubernetes = KubernetesConnection(
-            host=self._cluster.endpoint,
-            cluster_ca_certificate=Fn.base64decode(self.cluster_certificate_authority_data),
-            exec_api_version="client.authentication.k8s.io/v1beta1",
-            exec_command="aws",
-            exec_args=("eks", "get-token", "--cluster-name", self._cluster.name,
-                       "--region", region.name),
-        )
+        apply_tags(self, dict(props.tags))
+
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, cluster_name: str,
+                        kubernetes_version: str,
+                        system_node_selector: Mapping[str, str] = SYSTEM_NODE_SELECTOR,
+                        system_node_count: int = 2,
+                        ready: Sequence[TerraformResource] = ()) -> ExistingCluster:
+        """A cluster created elsewhere, for the constructs that run on a cluster
+        (:class:`ExistingCluster` says what it must provide)."""
+        return ExistingCluster(scope, id_, cluster_name=cluster_name,
+                               kubernetes_version=kubernetes_version,
+                               system_node_selector=system_node_selector,
+                               system_node_count=system_node_count, ready=ready)
 
     # --- helpers ---------------------------------------------------------------------------
     def _observability(self, props: GpuEksClusterProps, partition: str, region: str,
@@ -317,29 +313,10 @@ class GpuEksCluster(Construct):
         self._addon(CLOUDWATCH_ADDON, {CLOUDWATCH_ADDON: props.cloudwatch_observability_version},
                     role=role, service_account=CONTAINER_INSIGHTS_SERVICE_ACCOUNT,
                     configuration=cloudwatch_observability_configuration(),
-                    after=[*groups, policy])
+                    after=[*groups, policy.policy])
 
     def _pod_identity_role(self, id_: str, role_name: str, description: str) -> Role:
         return self.pod_identity_role(self, id_, name=role_name, description=description)
-
-    def pod_identity_role(self, scope: Construct, id_: str, *, name: str,
-                          description: str) -> Role:
-        """A role that EKS Pod Identity may hand to pods of this cluster only.
-
-        The trust policy admits ``pods.eks.amazonaws.com`` acting for this account and this
-        cluster (``aws:SourceAccount``, ``aws:SourceArn``), so an association in another
-        cluster cannot use the role. Grant it permissions, then ``add_pod_identity``.
-        """
-        return Role(
-            scope, id_, name=name, assumed_by=POD_IDENTITY_PRINCIPAL,
-            assume_actions=POD_IDENTITY_ACTIONS, description=description,
-            assume_conditions=(
-                Condition(test="StringEquals", variable="aws:SourceAccount",
-                          values=(self.account_id,)),
-                Condition(test="ArnEquals", variable="aws:SourceArn",
-                          values=(self.cluster_arn,)),
-            ),
-        )
 
     def _addon(self, addon: str, versions: Mapping[str, str], *, role: Role | None = None,
                service_account: str | None = None,
@@ -355,44 +332,6 @@ class GpuEksCluster(Construct):
     @property
     def props(self) -> GpuEksClusterProps:
         return self._props
-
-    @property
-    def physical_cluster_name(self) -> str:
-        """The cluster's name as a plain string (known at synth, for IAM condition keys)."""
-        return self._props.physical_cluster_name
-
-    @property
-    def cluster_name(self) -> str:
-        return self._cluster.name
-
-    @property
-    def cluster_arn(self) -> str:
-        return self._cluster.arn
-
-    @property
-    def cluster_endpoint(self) -> str:
-        return self._cluster.endpoint
-
-    @property
-    def cluster_certificate_authority_data(self) -> str:
-        """Base64-encoded CA bundle, as EKS returns it."""
-        return self._cluster.certificate_authority.get(0).data
-
-    @property
-    def kubernetes_version(self) -> str:
-        return self._props.kubernetes_version
-
-    @property
-    def region(self) -> str:
-        return self._region
-
-    @property
-    def account_id(self) -> str:
-        return self._account_id
-
-    @property
-    def partition(self) -> str:
-        return self._partition
 
     @property
     def vpc_id(self) -> str:
@@ -431,6 +370,11 @@ class GpuEksCluster(Construct):
         return dict(self._container_log_groups)
 
     @property
+    def system_node_count(self) -> int:
+        """How many system nodes run (where Karpenter, KEDA and CoreDNS run)."""
+        return self._props.system_node_desired_size
+
+    @property
     def ready(self) -> list[TerraformResource]:
         """What an in-cluster ``helm_release`` must depend on: nodes and add-ons. Not the
         observability add-on: nothing in the cluster needs it, and a release must not wait
@@ -438,20 +382,6 @@ class GpuEksCluster(Construct):
         return [self._node_group, *(addon for name, addon in self._addons.items()
                                     if name != CLOUDWATCH_ADDON)]
 
-    @property
-    def kubernetes_connection(self) -> KubernetesConnection:
-        return self._kubernetes
-
-    def add_pod_identity(self, scope: Construct, id_: str, *, namespace: str,
-                         service_account: str, role_arn: str) -> TerraformResource:
-        """Let pods of ``namespace/service_account`` assume ``role_arn`` (EKS Pod Identity).
-
-        Creates an ``aws_eks_pod_identity_association`` under ``scope`` and returns it.
-        """
-        return aws.eks_pod_identity_association.EksPodIdentityAssociation(
-            scope, id_, cluster_name=self._cluster.name, namespace=namespace,
-            service_account=service_account, role_arn=role_arn,
-        )
 
 
 def _attach_managed(role: Role, key: str, policy_arn: str) -> TerraformResource:

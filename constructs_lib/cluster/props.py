@@ -20,6 +20,7 @@ from constructs_lib.cluster.addons import (
     REQUIRED_ADDONS,
 )
 from constructs_lib.durations import retention_problems
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "sqs", "sns", "logs")
@@ -38,7 +39,7 @@ CONTROL_PLANE_TO_NODE_PORTS = (
 )
 AZ_KEYS = "ABCDEF"  # construct-ID key of the n-th availability zone (stable per position)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-_CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
 _BUCKET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _KMS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$")
@@ -48,7 +49,7 @@ ADDON_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 _ARM64_TYPE_RE = re.compile(r"^(a1|[a-z]+\d+g[a-z]*)\.")
 # Amazon Linux 2023 managed node group AMI type per architecture.
 SYSTEM_NODE_AMI_TYPES = {"arm64": "AL2023_ARM_64_STANDARD", "x86_64": "AL2023_x86_64_STANDARD"}
-_K8S_VERSION_RE = re.compile(r"^1\.(\d{2})$")
+K8S_VERSION_RE = re.compile(r"^1\.(\d{2})$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +147,12 @@ class ExistingVpcProps:
             if not Token.is_unresolved(subnet) and not re.fullmatch(r"subnet-[0-9a-f]{8,17}",
                                                                      subnet):
                 out.append(f'existing_vpc.private_subnet_ids: "{subnet}" is not a subnet id')
+        if self.tag_subnets_for_discovery and any(
+                Token.is_unresolved(s) for s in self.private_subnet_ids):
+            out.append("existing_vpc.tag_subnets_for_discovery needs literal subnet ids (each "
+                       "names its tag's construct ID): with subnet references, tag the subnets "
+                       f"{DISCOVERY_TAG}=<cluster name> where they are created and set it to "
+                       "False")
         if len(set(self.private_subnet_ids)) != len(self.private_subnet_ids):
             out.append("existing_vpc.private_subnet_ids lists a subnet twice")
         return out
@@ -201,21 +208,24 @@ class GpuEksClusterProps:
     container_log_retention_days: int = 30
     model_bucket_arn: str | None = None
     model_bucket_kms_key_arn: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
+    # Merged into every taggable resource the construct creates and into the system nodes'
+    # instances, volumes and network interfaces (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "addon_versions", MappingProxyType(dict(self.addon_versions)))
         for name in ("endpoint_public_access_cidrs", "admin_role_arns",
-                     "enabled_cluster_log_types", "tags"):
+                     "enabled_cluster_log_types"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         if not _NAME_RE.match(self.name):
             problems.append("name must be 2-20 characters of lowercase letters, digits and '-', "
                             f'starting with a letter (got "{self.name}")')
-        if self.cluster_name is not None and not _CLUSTER_NAME_RE.match(self.cluster_name):
+        if self.cluster_name is not None and not CLUSTER_NAME_RE.match(self.cluster_name):
             problems.append("cluster_name must be 1-100 letters, digits, '-' or '_', starting "
                             f'with a letter or digit (got "{self.cluster_name}")')
-        version = _K8S_VERSION_RE.match(self.kubernetes_version)
+        version = K8S_VERSION_RE.match(self.kubernetes_version)
         if not version:
             problems.append(
                 f'kubernetes_version must look like "1.35" (got "{self.kubernetes_version}")')

@@ -11,11 +11,14 @@ from constructs_lib._cdktf import (
 )
 from constructs_lib._providers import aws
 from constructs_lib.alarms import metric_alarm
+from constructs_lib.assets import lambda_package_dirs
 from constructs_lib.buckets import BucketLifecycle, secure_bucket
 from constructs_lib.iam import (
     Condition,
+    Grant,
+    RoleRef,
     Statement,
-    attach,
+    grant,
     key_policy_statements,
     render_statements,
     service_principal,
@@ -30,6 +33,7 @@ from constructs_lib.ingress.props import (
 )
 from constructs_lib.ingress.queues import RuntimeQueue
 from constructs_lib.packaging import build_zip
+from constructs_lib.tags import apply_tags
 from task_contract import CLAIM_CHECK_PREFIX
 from task_contract.record import Fields
 
@@ -47,13 +51,13 @@ class ServerlessIngress(Construct):
         partition = aws.data_aws_partition.DataAwsPartition(self, "Partition")
         region = aws.data_aws_region.DataAwsRegion(self, "Region")
         self._account_id = identity.account_id
-        self._region = region.name
+        self._region = region.id  # the region's name in every AWS provider 5.x and 6.x
         self._partition = partition.partition
 
         # --- KMS ------------------------------------------------------------------------
         key_policy = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
             self, "KeyPolicy", statement=render_statements([
-                *key_policy_statements(partition=partition.partition, region=region.name,
+                *key_policy_statements(partition=partition.partition, region=self._region,
                                        account_id=identity.account_id),
                 Statement(
                     sid="ServicesUseKey",
@@ -94,7 +98,7 @@ class ServerlessIngress(Construct):
         # --- output bucket ----------------------------------------------------------------
         self._bucket = secure_bucket(
             self, bucket_id="OutputBucket", id_prefix="OutputBucket",
-            bucket_name=f"{name}-outputs-{identity.account_id}-{region.name}",
+            bucket_name=f"{name}-outputs-{identity.account_id}-{self._region}",
             force_destroy=props.force_destroy_outputs, kms_key_arn=self._key.arn,
             lifecycle=BucketLifecycle(rule_id="expire-outputs", noncurrent_days=7,
                                       expire_after_days=props.output_expire_after_days),
@@ -116,7 +120,7 @@ class ServerlessIngress(Construct):
         )
 
         # --- Lambdas ---------------------------------------------------------------------
-        zip_path = build_zip()
+        zip_path = build_zip(lambda_package_dirs())
         asset = TerraformAsset(self, "LambdaPackage", path=str(zip_path), type=AssetType.FILE)
         runtimes_env = json.dumps(
             {s.name: {"type": s.type, "models": list(s.models),
@@ -175,6 +179,7 @@ class ServerlessIngress(Construct):
         self._api, self._stage, self._api_key = rest.api, rest.stage, rest.api_key
         self._usage_plan = rest.usage_plan
         self._build_alarms()
+        apply_tags(self, dict(props.tags))
 
     # ------------------------------------------------------------------------------------
     def _build_alarms(self) -> None:
@@ -218,6 +223,11 @@ class ServerlessIngress(Construct):
     @property
     def props(self) -> ServerlessIngressProps:
         return self._props
+
+    @property
+    def task_ttl_days(self) -> int:
+        """Days a task record lives in the task table (its ``expires_at``)."""
+        return self._props.task_ttl_days
 
     @property
     def runtime_names(self) -> tuple[str, ...]:
@@ -302,30 +312,36 @@ class ServerlessIngress(Construct):
             runtime=runtime, type=self._specs[runtime].type,
             queue_url=queue.queue.url, queue_arn=queue.queue.arn, queue_name=queue.queue.name,
             dlq_url=queue.dlq.url, dlq_arn=queue.dlq.arn, dlq_name=queue.dlq.name,
+            visibility_timeout_seconds=self._props.visibility_timeout_seconds,
         )
 
     # --- grants ------------------------------------------------------------------------------
-    def grant_consume(self, grantee: Construct, runtime: str, *, role_name: str) -> None:
+    # Each grant is one inline policy on the grantee's role (a role name, a construct with a
+    # role_name, or an aws_iam_role of the caller's stack) with the exact actions on the
+    # exact resources, and returns the Grant it created. ``scope`` is where the policy goes
+    # (default: the role construct itself; required for a role given by name).
+    def grant_consume(self, role: RoleRef, runtime: str, *,
+                      scope: Construct | None = None) -> Grant:
         """Receive, delete and extend the visibility of ``runtime``'s tasks."""
         ref = self.queue_for(runtime)
-        attach(grantee, f"ConsumeTasks-{runtime}", [
+        return grant(f"ConsumeTasks-{runtime}", [
             Statement(sid="ConsumeQueue",
                       actions=("sqs:ReceiveMessage", "sqs:DeleteMessage",
                                "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
                       resources=(ref.queue_arn,)),
             Statement(sid="DecryptMessages", actions=("kms:Decrypt",),
                       resources=(self.kms_key_arn,)),
-        ], role_name=role_name)
+        ], role=role, scope=scope)
 
-    def grant_write_outputs(self, grantee: Construct, *, role_name: str,
-                            prefix: str = "") -> None:
+    def grant_write_outputs(self, role: RoleRef, *, prefix: str = "",
+                            scope: Construct | None = None) -> Grant:
         """Write (and read back) output objects under ``prefix`` in the output bucket.
 
         Never under the claim-check prefix (``_requests/``), whatever ``prefix`` is: those
         objects are the stored requests of other tasks, written by ingest only. An explicit
         Deny, so no other grant on the role can reopen it.
         """
-        attach(grantee, "WriteOutputs", [
+        return grant("WriteOutputs", [
             Statement(sid="WriteOutputs", actions=("s3:PutObject", "s3:GetObject"),
                       resources=(f"{self.output_bucket_arn}/{prefix}*",)),
             Statement(sid="DenyWriteClaimChecks", effect="Deny",
@@ -333,33 +349,58 @@ class ServerlessIngress(Construct):
                       resources=(f"{self.output_bucket_arn}/{CLAIM_CHECK_PREFIX}*",)),
             Statement(sid="EncryptOutputs", actions=("kms:GenerateDataKey", "kms:Decrypt"),
                       resources=(self.kms_key_arn,)),
-        ], role_name=role_name)
+        ], role=role, scope=scope)
 
-    def grant_update_status(self, grantee: Construct, *, role_name: str) -> None:
+    def grant_update_status(self, role: RoleRef, *, scope: Construct | None = None) -> Grant:
         """Read and update task records."""
-        attach(grantee, "UpdateTaskStatus", [
+        return grant("UpdateTaskStatus", [
             Statement(sid="UpdateTasks",
                       actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),
                       resources=(self.task_table_arn,)),
             Statement(sid="TableKey", actions=("kms:Decrypt", "kms:GenerateDataKey"),
                       resources=(self.kms_key_arn,)),
-        ], role_name=role_name)
+        ], role=role, scope=scope)
 
-    def grant_publish_results(self, grantee: Construct, *, role_name: str) -> None:
+    def grant_publish_results(self, role: RoleRef, *, scope: Construct | None = None) -> Grant:
         """Publish result messages to the result topic."""
-        attach(grantee, "PublishResults", [
+        return grant("PublishResults", [
             Statement(sid="PublishResults", actions=("sns:Publish",),
                       resources=(self.result_topic_arn,)),
             Statement(sid="TopicKey", actions=("kms:GenerateDataKey", "kms:Decrypt"),
                       resources=(self.kms_key_arn,)),
-        ], role_name=role_name)
+        ], role=role, scope=scope)
 
-    def grant_read_claim_checks(self, grantee: Construct, *, role_name: str) -> None:
+    def grant_read_claim_checks(self, role: RoleRef, *,
+                                scope: Construct | None = None) -> Grant:
         """Read request bodies that were too large for SNS."""
-        attach(grantee, "ReadClaimChecks", [
+        return grant("ReadClaimChecks", [
             Statement(sid="ReadClaimChecks", actions=("s3:GetObject",),
                       resources=(f"{self.output_bucket_arn}/{CLAIM_CHECK_PREFIX}*",)),
             Statement(sid="DecryptClaimChecks", actions=("kms:Decrypt",),
                       resources=(self.kms_key_arn,)),
-        ], role_name=role_name)
+        ], role=role, scope=scope)
 
+    def grant_submit_tasks(self, role: RoleRef, *, scope: Construct | None = None) -> Grant:
+        """Publish tasks straight to the input topic (what the ingest Lambda does for API
+        clients): each runtime's queue receives the tasks whose ``runtime`` message
+        attribute names it."""
+        return grant("SubmitTasks", [
+            Statement(sid="PublishTasks", actions=("sns:Publish",),
+                      resources=(self.input_topic_arn,)),
+            Statement(sid="TopicKey", actions=("kms:GenerateDataKey", "kms:Decrypt"),
+                      resources=(self.kms_key_arn,)),
+        ], role=role, scope=scope)
+
+    def grant_read_results(self, role: RoleRef, *, scope: Construct | None = None) -> Grant:
+        """Read task records and the images and result documents in the output bucket, and
+        subscribe to the result topic."""
+        return grant("ReadResults", [
+            Statement(sid="ReadTasks", actions=("dynamodb:GetItem",),
+                      resources=(self.task_table_arn,)),
+            Statement(sid="ReadOutputs", actions=("s3:GetObject",),
+                      resources=(f"{self.output_bucket_arn}/*",)),
+            Statement(sid="SubscribeResults", actions=("sns:Subscribe",),
+                      resources=(self.result_topic_arn,)),
+            Statement(sid="DecryptResults", actions=("kms:Decrypt",),
+                      resources=(self.kms_key_arn,)),
+        ], role=role, scope=scope)

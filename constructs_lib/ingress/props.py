@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from constructs_lib.durations import retention_problems
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 RuntimeType = Literal["sdwebui", "comfyui"]
 SNS_MAX_BYTES = 262_144
@@ -76,10 +77,13 @@ class ServerlessIngressProps:
     api_log_retention_days: int = 30
     alarm_topic_arn: str | None = None
     manage_api_gateway_account: bool = True
-    tags: tuple[tuple[str, str], ...] = ()
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        object.__setattr__(self, "runtimes", tuple(self.runtimes))
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         if not self.runtimes:
             problems.append("runtimes must name at least one runtime")
         names = [r.name for r in self.runtimes]
@@ -105,7 +109,8 @@ class ServerlessIngressProps:
 
 @dataclass(frozen=True, kw_only=True)
 class RuntimeQueueRef:
-    """What other constructs need to know about one runtime's queue."""
+    """What other constructs need to know about one runtime's queue
+    (``ServerlessIngress.queue_for``, or built by hand for a queue owned elsewhere)."""
 
     runtime: str
     type: RuntimeType
@@ -114,5 +119,6 @@ class RuntimeQueueRef:
     queue_name: str
     dlq_url: str
     dlq_arn: str
+    visibility_timeout_seconds: int
     dlq_name: str | None = None
 

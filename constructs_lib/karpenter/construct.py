@@ -15,8 +15,9 @@ from constructs_lib._cdktf import (
     TerraformResource,
 )
 from constructs_lib._providers import aws, helm
+from constructs_lib.assets import chart_dir
 from constructs_lib.durations import format_duration
-from constructs_lib.helm_values import REPO_ROOT, deep_merge, dump_values, load_values
+from constructs_lib.helm_values import deep_merge, dump_values, load_values
 from constructs_lib.iam import (
     Condition,
     Role,
@@ -30,14 +31,15 @@ from constructs_lib.karpenter.iam import controller_statements
 from constructs_lib.karpenter.interruption import INTERRUPTION_RULES
 from constructs_lib.karpenter.pools import GpuPoolRef, PoolPlan, plan_pools, pool_ref
 from constructs_lib.karpenter.props import KarpenterGpuPoolProps
+from constructs_lib.tags import apply_tags
 from constructs_lib.teardown import destroy_step
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
 
 
 KARPENTER_REPOSITORY = "oci://public.ecr.aws/karpenter"
-GPU_NODEPOOL_CHART_DIR = REPO_ROOT / "charts" / "gpu-nodepool"
+GPU_NODEPOOL_CHART = "gpu-nodepool"
 # Families whose GPUs need a newer NVIDIA driver than the Bottlerocket NVIDIA variants
 # ship: nodes would join without a usable GPU.
 NEWER_DRIVER_FAMILY_RE = re.compile(r"^g7")
@@ -46,7 +48,7 @@ NEWER_DRIVER_FAMILY_RE = re.compile(r"^g7")
 class KarpenterGpuPool(Construct):
     """Karpenter (identity, interruption handling, Helm release) and the GPU pools."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  props: KarpenterGpuPoolProps) -> None:
         super().__init__(scope, id_)
         check_karpenter_compatibility(props.chart_version, cluster.kubernetes_version)
@@ -132,7 +134,7 @@ class KarpenterGpuPool(Construct):
             "nodeSelector": cluster.system_node_selector,
         })
         placement = controller_placement_problems(
-            values, system_nodes=cluster.props.system_node_desired_size)
+            values, system_nodes=cluster.system_node_count)
         if placement:
             raise ValueError("; ".join(placement))
         service_account = values["serviceAccount"]["name"]
@@ -163,7 +165,7 @@ class KarpenterGpuPool(Construct):
         )
 
         # --- GPU pools --------------------------------------------------------------------
-        chart = TerraformAsset(self, "GpuNodePoolChart", path=str(GPU_NODEPOOL_CHART_DIR),
+        chart = TerraformAsset(self, "GpuNodePoolChart", path=str(chart_dir(GPU_NODEPOOL_CHART)),
                                type=AssetType.DIRECTORY)
         pool_defaults = load_values("gpu-nodepool")
         # Destroyed after every pool and before the controller: waits until Karpenter has
@@ -188,6 +190,7 @@ class KarpenterGpuPool(Construct):
                 # Destroyed before the controller, which then terminates the pool's nodes.
                 depends_on=[self._release, self._node_access, self._wait_for_nodes],
             )
+        apply_tags(self, dict(props.tags))
 
     def _pool_values(self, pool: PoolPlan) -> dict[str, Any]:
         props = self._props

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from constructs_lib.durations import duration_seconds, format_duration
 from constructs_lib.karpenter.compatibility import DEFAULT_CHART_VERSION, SEMVER_RE
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 DEFAULT_BOTTLEROCKET_ALIAS = "bottlerocket@v1.54.0"
 DEFAULT_INSTANCE_FAMILIES = ("g6", "g6e", "g5")
@@ -148,11 +149,14 @@ class KarpenterGpuPoolProps:
     expire_after: str = "720h"
     termination_grace_period: str | None = None
     shutdown_margin_seconds: int = 300
-    tags: tuple[tuple[str, str], ...] = ()
+    # Merged into every taggable resource the construct creates and into the GPU nodes'
+    # EC2 resources (EC2NodeClass tags); a mapping or pairs.
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        for name in ("runtimes", "instance_families", "disruption_budgets", "tags"):
+        for name in ("runtimes", "instance_families", "disruption_budgets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
         problems = self._problems()
         if problems:
             raise ValueError("KarpenterGpuPoolProps: " + "; ".join(problems))
@@ -248,16 +252,11 @@ class KarpenterGpuPoolProps:
                             f"task ({runtime.task_timeout_seconds} s) plus the shutdown "
                             f"margin ({self.shutdown_margin_seconds} s): a node drain would "
                             f"kill running tasks: use at least {format_duration(need)}")
-        for key, value in self.tags:
-            if not key:
-                problems.append("tags: a tag key is empty")
-            elif key in _RESERVED_TAG_KEYS or key.startswith(("kubernetes.io/cluster",
-                                                               "aws:")):
+        problems.extend(check_tags(self.tags))
+        for key, _ in self.tags:
+            if key in _RESERVED_TAG_KEYS or key.startswith("kubernetes.io/cluster"):
                 problems.append(f'tags: "{key}" is set by Karpenter or the pool chart: '
                                 "choose another key")
-            if len(key) > 128 or len(str(value)) > 256:
-                problems.append(f'tags: "{key[:40]}" is longer than EC2 allows '
-                                "(key 128, value 256 characters)")
         return problems
 
 

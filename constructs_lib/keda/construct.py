@@ -26,9 +26,10 @@ from constructs_lib.keda.props import (
     ScalingConsistencyError,
 )
 from constructs_lib.keda.scaled import ScaledRuntime, scaling_problems
+from constructs_lib.tags import apply_tags
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
     from constructs_lib.ingress import RuntimeQueueRef
     from constructs_lib.karpenter import GpuPoolRef
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 class KedaSqsScaler(Construct):
     """KEDA on the cluster, and a ScaledObject per runtime queue (see the module docstring)."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  props: KedaSqsScalerProps | None = None) -> None:
         super().__init__(scope, id_)
         props = props or KedaSqsScalerProps()
@@ -86,6 +87,7 @@ class KedaSqsScaler(Construct):
             max_history=5,
             depends_on=[*cluster.ready, *identity_resources],
         )
+        apply_tags(self, dict(props.tags))
 
     def _check_operator_values(self, values: Mapping[str, Any]) -> None:
         account = (values.get("serviceAccount") or {}).get("operator") or {}

@@ -13,6 +13,7 @@ from typing import Any
 from constructs_lib._cdktf import (
     TerraformResource,
 )
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 from task_contract import LONG_POLL_SECONDS
 
 KEDA_CHART_REPOSITORY = "https://kedacore.github.io/charts"
@@ -56,9 +57,12 @@ class KedaSqsScalerProps:
     fallback_failure_threshold: int = 3
     helm_timeout_seconds: int = 600
     values: Mapping[str, Any] = field(default_factory=dict)
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         if not _CHART_VERSION.match(self.chart_version):
             problems.append(
                 f"chart_version must be an exact 2.20.x release like 2.20.2 "

@@ -28,6 +28,7 @@ from constructs_lib.runtime.props import (
     SdRuntimeProps,
 )
 from constructs_lib.runtime.repository import AgentImageRepository
+from constructs_lib.tags import apply_tags
 from task_contract import LONG_POLL_SECONDS
 from task_contract.delivery import (
     VISIBILITY_TIMEOUT_SECONDS,
@@ -36,7 +37,7 @@ from task_contract.delivery import (
 )
 
 if TYPE_CHECKING:
-    from constructs_lib.cluster import GpuEksCluster
+    from constructs_lib.cluster import ExistingCluster, GpuEksCluster
     from constructs_lib.ingress import ServerlessIngress
     from constructs_lib.karpenter import GpuPoolRef, KarpenterGpuPool
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 class SdRuntime(Construct):
     """One runtime's namespace, identity, chart release and scaler (module docstring)."""
 
-    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster,
+    def __init__(self, scope: Construct, id_: str, *, cluster: GpuEksCluster | ExistingCluster,
                  ingress: ServerlessIngress, pool: KarpenterGpuPool, scaler: KedaSqsScaler,
                  model_bucket: ModelBucket, agent_repository: AgentImageRepository | None = None,
                  props: SdRuntimeProps) -> None:
@@ -80,14 +81,12 @@ class SdRuntime(Construct):
             name=f"{props.name}-{runtime}-runtime",
             description=f"Pods of runtime {runtime}: queue agent and model volume",
         )
-        role_name = self._role.role_name
-        ingress.grant_consume(self._role, runtime, role_name=role_name)
-        ingress.grant_write_outputs(self._role, role_name=role_name)
-        ingress.grant_update_status(self._role, role_name=role_name)
-        ingress.grant_publish_results(self._role, role_name=role_name)
-        ingress.grant_read_claim_checks(self._role, role_name=role_name)
-        model_bucket.grant_read(self._role, prefix=props.effective_model_prefix,
-                                role_name=role_name)
+        ingress.grant_consume(self._role, runtime)
+        ingress.grant_write_outputs(self._role)
+        ingress.grant_update_status(self._role)
+        ingress.grant_publish_results(self._role)
+        ingress.grant_read_claim_checks(self._role)
+        model_bucket.grant_read(self._role, prefix=props.effective_model_prefix)
 
         identity = Construct(self, "PodIdentity")
         association = {"namespace": namespace, "service_account": service_account}
@@ -97,12 +96,12 @@ class SdRuntime(Construct):
                               if isinstance(c, TerraformResource)]
 
         # --- chart values ---------------------------------------------------------------
-        visibility = ingress.props.visibility_timeout_seconds
+        visibility = queue.visibility_timeout_seconds
         values = runtime_chart_values(props, RuntimeBindings(
             runtime_type=queue.type, queue_url=queue.queue_url,
             visibility_timeout_seconds=visibility, result_topic_arn=ingress.result_topic_arn,
             output_bucket=ingress.output_bucket_name, task_table=ingress.task_table_name,
-            task_ttl_days=ingress.props.task_ttl_days, region=cluster.region,
+            task_ttl_days=ingress.task_ttl_days, region=cluster.region,
             model_bucket=model_bucket.bucket_name,
             agent_image=props.agent_image or (
                 agent_repository.image(props.agent_image_tag) if agent_repository else None),
@@ -165,6 +164,7 @@ class SdRuntime(Construct):
             problems.extend(exc.problems)
         if problems:
             raise RuntimeConsistencyError(runtime, problems)
+        apply_tags(self, dict(props.tags))
 
     # --- attributes ------------------------------------------------------------------------
     @property

@@ -11,9 +11,12 @@ from constructs_lib._providers import aws
 from constructs_lib.buckets import BucketLifecycle, secure_bucket
 from constructs_lib.iam import (
     Condition,
+    Grant,
+    RoleRef,
     Statement,
-    attach,
+    grant,
 )
+from constructs_lib.tags import Tags, apply_tags, check_tags, normalize_tags
 
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
@@ -30,9 +33,12 @@ class ModelBucketProps:
     bucket_name: str | None = None
     force_destroy: bool = False
     noncurrent_version_expiration_days: int = 30
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         for key in ("existing_bucket_name", "bucket_name"):
             value = getattr(self, key)
             if value is not None and (not BUCKET_RE.match(value) or ".." in value):
@@ -78,7 +84,7 @@ class ModelBucket(Construct):
         bucket = secure_bucket(
             self, bucket_id="Bucket", id_prefix="",
             bucket_name=(props.bucket_name
-                         or f"{props.name}-models-{identity.account_id}-{region.name}"),
+                         or f"{props.name}-models-{identity.account_id}-{region.id}"),
             force_destroy=props.force_destroy, kms_key_arn=None,
             lifecycle=BucketLifecycle(
                 rule_id="abort-uploads-and-expire-replaced-models",
@@ -87,6 +93,15 @@ class ModelBucket(Construct):
         self._name = bucket.bucket
         self._arn = bucket.arn
         self._created = True
+        apply_tags(self, dict(props.tags))
+
+    @staticmethod
+    def from_attributes(scope: Construct, id_: str, *, bucket_name: str,
+                        kms_key_arn: str | None = None) -> ModelBucket:
+        """A model bucket owned elsewhere (looked up, never changed); ``kms_key_arn`` is its
+        customer key when it uses SSE-KMS with one (readers are granted ``kms:Decrypt``)."""
+        return ModelBucket(scope, id_, props=ModelBucketProps(
+            existing_bucket_name=bucket_name, existing_kms_key_arn=kms_key_arn))
 
     @property
     def bucket_name(self) -> str:
@@ -105,9 +120,11 @@ class ModelBucket(Construct):
     def created(self) -> bool:
         return self._created
 
-    def grant_read(self, grantee: Construct, *, prefix: str, role_name: str) -> None:
+    def grant_read(self, role: RoleRef, *, prefix: str,
+                   scope: Construct | None = None) -> Grant:
         """List and read the objects under ``<prefix>/`` (what Mountpoint needs); an empty
-        prefix grants the whole bucket."""
+        prefix grants the whole bucket. ``role`` and ``scope`` as for every grant
+        (:func:`constructs_lib.iam.grant`); returns the :class:`Grant`."""
         if prefix and not PREFIX_RE.match(prefix):
             raise ValueError(f"model prefix must not start or end with '/' (got {prefix!r})")
         keys = f"{prefix}/*" if prefix else "*"
@@ -122,5 +139,5 @@ class ModelBucket(Construct):
         if self.kms_key_arn:
             statements.append(Statement(sid="DecryptModels", actions=("kms:Decrypt",),
                                         resources=(self.kms_key_arn,)))
-        attach(grantee, "ReadModels", statements, role_name=role_name)
+        return grant("ReadModels", statements, role=role, scope=scope)
 

@@ -15,6 +15,7 @@ from constructs_lib.keda import (
 from constructs_lib.models import checkpoint_name_problems
 from constructs_lib.runtime.image import TAG_RE, ContainerImage
 from constructs_lib.runtime.model_bucket import PREFIX_RE
+from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 RUNTIME_CHART = "sd-runtime"
 NAMESPACE_CHART = "namespace"
@@ -83,9 +84,12 @@ class SdRuntimeProps:
     scaler_values: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
     helm_timeout_seconds: int = 600
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
         if not DNS_LABEL_RE.match(self.runtime) or len(self.runtime) > 40:
             problems.append(f"runtime must be a DNS label of <= 40 chars (got {self.runtime!r})")
         if self.namespace is not None and not DNS_LABEL_RE.match(self.namespace):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from constructs_lib._cdktf import Construct
 from constructs_lib._providers import aws
 from constructs_lib.runtime.image import ContainerImage
+from constructs_lib.tags import Tags, apply_tags, check_tags, normalize_tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,8 +20,14 @@ class AgentImageRepositoryProps:
     repository_name: str | None = None
     untagged_expire_days: int = 7
     force_delete: bool = False
+    # Merged into every taggable resource the construct creates (a mapping or pairs).
+    tags: Tags = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", normalize_tags(self.tags))
+        problems = check_tags(self.tags)
+        if problems:
+            raise ValueError("AgentImageRepositoryProps: " + "; ".join(problems))
         name = self.repository_name or f"{self.name}-queue-agent"
         if not re.match(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$",
                         name) or len(name) > 256:
@@ -63,6 +70,7 @@ class AgentImageRepository(Construct):
                 "action": {"type": "expire"},
             }]}, sort_keys=True, separators=(",", ":")),
         )
+        apply_tags(self, dict(props.tags))
 
     @property
     def repository_url(self) -> str:

@@ -10,7 +10,6 @@ and the AWS CLI (which the Helm provider's token command needs anyway).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from constructs_lib._cdktf import (
     AssetType,
@@ -20,9 +19,8 @@ from constructs_lib._cdktf import (
     TerraformResource,
     TerraformStack,
 )
+from constructs_lib.assets import TEARDOWN_SCRIPTS_DIR, teardown_script
 
-SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
-TEARDOWN_DIR = SCRIPTS_DIR
 _ASSET_ID = "TeardownScripts"
 
 
@@ -30,7 +28,8 @@ def _scripts_path(scope: Construct) -> str:
     stack = TerraformStack.of(scope)
     asset = stack.node.try_find_child(_ASSET_ID)
     if asset is None:
-        asset = TerraformAsset(stack, _ASSET_ID, path=str(SCRIPTS_DIR), type=AssetType.DIRECTORY)
+        asset = TerraformAsset(stack, _ASSET_ID, path=str(TEARDOWN_SCRIPTS_DIR),
+                               type=AssetType.DIRECTORY)
     return asset.path
 
 
@@ -43,8 +42,7 @@ def destroy_step(scope: Construct, id_: str, *, script: str, args: Mapping[str, 
     script path comes from the current configuration, so a re-synthesized stack with a
     changed script still runs the current one.
     """
-    if not (SCRIPTS_DIR / script).is_file():
-        raise FileNotFoundError(f"no teardown script {script!r} in {SCRIPTS_DIR.name}/")
+    teardown_script(script)  # fails early, naming the script, when it does not exist
     step = TerraformResource(
         scope, id_,
         terraform_resource_type="terraform_data",

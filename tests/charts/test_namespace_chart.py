@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from constructs_lib.charts import CHARTS_DIR
+from constructs_lib.assets import CHARTS_DIR
 from tests.support.charts import ChartRenderError, find_one, render_chart, validate_strict
 
 CHART = CHARTS_DIR / "namespace"

@@ -485,7 +485,7 @@ def test_kubernetes_connection_uses_an_exec_token_and_the_decoded_ca(example):
         "${base64decode(" + cluster_address + ".certificate_authority[0].data)}")
     assert provider["exec"]["args"] == [
         "eks", "get-token", "--cluster-name", "${" + cluster_address + ".name}",
-        "--region", example.data_ref("aws_region", "Cluster/Region", "name")]
+        "--region", example.data_ref("aws_region", "Cluster/Region", "id")]
 
 
 def test_plain_attributes(example):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from constructs_lib.assets import chart_dir
 from constructs_lib.cluster import GpuEksClusterProps
 from constructs_lib.helm_values import dump_values
 from constructs_lib.karpenter import (
@@ -23,7 +24,6 @@ from constructs_lib.karpenter import (
     duration_seconds,
     format_duration,
 )
-from constructs_lib.karpenter.construct import GPU_NODEPOOL_CHART_DIR
 from sdaas.config import parse_config
 from sdaas.props import karpenter_props
 
@@ -91,7 +91,7 @@ def test_every_ec2_write_is_scoped_to_this_clusters_tags(example):
 
 def test_instance_profile_actions_are_scoped_to_this_cluster_and_region(example):
     statements = controller_statements(example)
-    region = example.data_ref("aws_region", "Cluster/Region", "name")
+    region = example.data_ref("aws_region", "Cluster/Region", "id")
     for sid in ("AllowScopedInstanceProfileCreationActions",
                 "AllowScopedInstanceProfileTagActions", "AllowScopedInstanceProfileActions"):
         found = conditions(statements[sid])
@@ -122,7 +122,7 @@ def test_star_resources_only_where_actions_have_no_resource_level_permission(exa
     reads = statements["AllowRegionalReadActions"]
     assert all(a.startswith("ec2:Describe") for a in reads["actions"])
     assert conditions(reads) == {("StringEquals", "aws:RequestedRegion"): [
-        example.data_ref("aws_region", "Cluster/Region", "name")]}
+        example.data_ref("aws_region", "Cluster/Region", "id")]}
     assert statements["AllowPricingReadActions"]["actions"] == ["pricing:GetProducts"]
     assert statements["AllowUnscopedInstanceProfileListAction"]["actions"] == [
         "iam:ListInstanceProfiles"]
@@ -287,7 +287,7 @@ def test_karpenter_values_are_the_defaults_merged_with_the_cluster_settings(exam
     }
     assert values["nodeSelector"] == {"kubernetes.io/os": "linux", "sd.node-role": "system"}
     assert values["controller"]["env"] == [
-        {"name": "AWS_REGION", "value": example.data_ref("aws_region", "Cluster/Region", "name")}]
+        {"name": "AWS_REGION", "value": example.data_ref("aws_region", "Cluster/Region", "id")}]
     # Everything else is the defaults file, untouched.
     for key in ("tolerations", "replicas", "serviceAccount", "logLevel"):
         assert values[key] == defaults[key], key
@@ -317,9 +317,9 @@ def test_one_pool_release_per_runtime_from_the_packaged_local_chart(example):
     (chart,) = charts
     assert re.fullmatch(r"assets/[A-Za-z0-9_]+/[0-9A-F]+", chart), chart  # relative, hashed
     packaged = example.stack_dir / chart
-    for source in GPU_NODEPOOL_CHART_DIR.rglob("*"):
+    for source in chart_dir("gpu-nodepool").rglob("*"):
         if source.is_file():
-            copy = packaged / source.relative_to(GPU_NODEPOOL_CHART_DIR)
+            copy = packaged / source.relative_to(chart_dir("gpu-nodepool"))
             assert copy.read_bytes() == source.read_bytes(), source.name
     for release in pools.values():
         assert example.address_of("helm_release", "Karpenter/Karpenter") in release["depends_on"]

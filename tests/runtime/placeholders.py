@@ -33,6 +33,7 @@ _DATA = {
     ("aws_caller_identity", "account_id"): ACCOUNT,
     ("aws_region", "name"): REGION,
     ("aws_region", "region"): REGION,
+    ("aws_region", "id"): REGION,
     ("aws_partition", "partition"): "aws",
     ("aws_partition", "dns_suffix"): "amazonaws.com",
 }

@@ -209,7 +209,7 @@ def test_scaler_checks_before_creating_anything():
         queue_url="https://sqs.us-west-2.amazonaws.com/123456789012/q",
         queue_arn="arn:aws:sqs:us-west-2:123456789012:q", queue_name="q",
         dlq_url="https://sqs.us-west-2.amazonaws.com/123456789012/d",
-        dlq_arn="arn:aws:sqs:us-west-2:123456789012:d")
+        dlq_arn="arn:aws:sqs:us-west-2:123456789012:d", visibility_timeout_seconds=300)
     with pytest.raises(ScalingConsistencyError) as info:
         scaler.add_runtime(queue=queue, target=ScaleTarget(namespace="x", deployment_name="x"),
                            pool=replace(POOL, gpu_limit=1), task_timeout_seconds=600,

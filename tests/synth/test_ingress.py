@@ -173,7 +173,7 @@ def test_alarms_cover_dead_letters_age_errors_and_5xx(synthesized):
 def test_provider_constraint_and_backend(synthesized):
     terraform = synthesized.doc["terraform"]
     assert terraform["required_providers"]["aws"] == {"source": "hashicorp/aws",
-                                                      "version": "~> 5.99"}
+                                                      "version": ">= 5.99, < 7.0"}
     assert terraform["backend"] == {"local": {"path": "terraform.tfstate"}}
 
 

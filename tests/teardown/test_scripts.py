@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from constructs_lib.teardown import TEARDOWN_DIR
+from constructs_lib.assets import TEARDOWN_SCRIPTS_DIR
 
 pytestmark = pytest.mark.emulator
 
@@ -33,7 +33,7 @@ def _env(emulator) -> dict[str, str]:
 
 
 def _run(emulator, script: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(TEARDOWN_DIR / script), *args], env=_env(emulator),
+    return subprocess.run(["bash", str(TEARDOWN_SCRIPTS_DIR / script), *args], env=_env(emulator),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -65,7 +65,7 @@ def test_wait_returns_once_karpenter_terminated_its_nodes(emulator, ec2):
     bystander = _launch(ec2, [{"Key": f"kubernetes.io/cluster/{CLUSTER}", "Value": "owned"}])
     # A deadline far beyond the test's: the script must return because the node went.
     script = subprocess.Popen(
-        ["bash", str(TEARDOWN_DIR / "wait-for-karpenter-nodes.sh"), CLUSTER, REGION, "3600",
+        ["bash", str(TEARDOWN_SCRIPTS_DIR / "wait-for-karpenter-nodes.sh"), CLUSTER, REGION, "3600",
          "1"], env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert script.stdout is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from constructs_lib import helm_values
+from constructs_lib import assets
 from constructs_lib.helm_values import deep_merge, dump_values, load_values
 
 
@@ -29,7 +29,7 @@ def test_release_must_be_a_plain_name(release):
 def test_empty_file_is_an_empty_mapping(tmp_path, monkeypatch):
     (tmp_path / "empty.yaml").write_text("# nothing yet\n")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
-    monkeypatch.setattr(helm_values, "HELM_VALUES_DIR", tmp_path)
+    monkeypatch.setattr(assets, "HELM_VALUES_DIR", tmp_path)
     assert load_values("empty") == {}
     with pytest.raises(ValueError, match=r"helm-values/list\.yaml must be a mapping .*list"):
         load_values("list")
