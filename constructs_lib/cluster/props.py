@@ -184,10 +184,13 @@ class GpuEksClusterProps:
             optional ones (``OPTIONAL_ADDONS``).
         cloudwatch_observability_version: Pin to install amazon-cloudwatch-observability;
             ``None``: not installed.
+        container_log_retention_days: Days the container logs
+            (``/aws/containerinsights/<cluster>/...``) are kept (a CloudWatch Logs period).
         model_bucket_arn: Bucket the Mountpoint S3 CSI driver may read (the runtimes'
             models); ``None``: none.
         model_bucket_kms_key_arn: KMS key of that bucket, for ``kms:Decrypt``.
-        tags: Tags of the system nodes (besides the provider's ``default_tags``).
+        tags: Merged into every taggable resource the construct creates and into the
+            system nodes' instances, volumes and network interfaces (a mapping or pairs).
     """
 
     name: str = "sdaas"
@@ -208,8 +211,6 @@ class GpuEksClusterProps:
     container_log_retention_days: int = 30
     model_bucket_arn: str | None = None
     model_bucket_kms_key_arn: str | None = None
-    # Merged into every taggable resource the construct creates and into the system nodes'
-    # instances, volumes and network interfaces (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:

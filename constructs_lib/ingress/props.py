@@ -53,8 +53,8 @@ class ServerlessIngressProps:
         alarm_topic_arn: SNS topic the alarms notify; ``None``: they only change state.
         manage_api_gateway_account: Set the region's API Gateway CloudWatch role (one per
             account and region: turn off when another stack manages it).
-        tags: Not applied by this construct: tag its resources with the AWS provider's
-            ``default_tags``.
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
     """
 
     runtimes: tuple[RuntimeSpec, ...]
@@ -77,7 +77,6 @@ class ServerlessIngressProps:
     api_log_retention_days: int = 30
     alarm_topic_arn: str | None = None
     manage_api_gateway_account: bool = True
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:

@@ -124,7 +124,8 @@ class KarpenterGpuPoolProps:
         termination_grace_period: Longest node drain; ``None``: the longest task plus
             ``shutdown_margin_seconds``, in whole minutes.
         shutdown_margin_seconds: Added to the longest task for the default drain bound.
-        tags: Tags of the GPU nodes and their volumes.
+        tags: Merged into every taggable resource the construct creates and into the GPU
+            nodes' EC2 resources (EC2NodeClass tags); a mapping or pairs.
     """
 
     runtimes: tuple[GpuPoolRuntime, ...]
@@ -149,8 +150,6 @@ class KarpenterGpuPoolProps:
     expire_after: str = "720h"
     termination_grace_period: str | None = None
     shutdown_margin_seconds: int = 300
-    # Merged into every taggable resource the construct creates and into the GPU nodes'
-    # EC2 resources (EC2NodeClass tags); a mapping or pairs.
     tags: Tags = ()
 
     def __post_init__(self) -> None:

@@ -48,6 +48,8 @@ class KedaSqsScalerProps:
         helm_timeout_seconds: How long the KEDA release may take to become ready.
         values: Extra values for the upstream chart, merged last over
             ``helm-values/keda.yaml`` and the generated ones.
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
     """
 
     name: str = "sdaas"
@@ -57,7 +59,6 @@ class KedaSqsScalerProps:
     fallback_failure_threshold: int = 3
     helm_timeout_seconds: int = 600
     values: Mapping[str, Any] = field(default_factory=dict)
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:

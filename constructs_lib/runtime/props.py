@@ -64,6 +64,8 @@ class SdRuntimeProps:
         scaler_values: Extra keda-sqs-scaler chart values, merged last.
         values: Extra sd-runtime chart values, merged last (the chart's README).
         helm_timeout_seconds: Timeout of its Helm release.
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
     """
 
     runtime: str
@@ -84,7 +86,6 @@ class SdRuntimeProps:
     scaler_values: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
     helm_timeout_seconds: int = 600
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:
