@@ -426,11 +426,12 @@ def test_every_props_field_the_file_sets_has_a_key_for_its_problems():
          {"enabled_cluster_log_types", "system_node_ami_type"}),
         (KarpenterGpuPoolProps, checks._KARPENTER_FIELDS, {"runtimes", "soci_parallel_pull"}),
         (KedaSqsScalerProps, checks._KEDA_FIELDS, {"namespace", "helm_timeout_seconds",
-                                                   "values"}),
+                                                   "values", "tags"}),
         (ModelBucketProps, checks._MODEL_BUCKET_FIELDS,
-         {"bucket_name", "noncurrent_version_expiration_days"}),
+         {"bucket_name", "noncurrent_version_expiration_days", "tags"}),
         (SdRuntimeProps, runtime, {"namespace", "service_account", "shutdown_margin_seconds",
-                                   "scaling", "scaler_values", "helm_timeout_seconds"}),
+                                   "scaling", "scaler_values", "helm_timeout_seconds",
+                                   "tags"}),
         (RuntimeScaling, runtime, {"activation_queue_length", "polling_interval_seconds"}),
     ):
         names = {f.name for f in dataclasses.fields(props)}
