@@ -10,6 +10,7 @@ from typing import Any
 from agent.errors import TaskError
 from agent.messages import Task
 from agent.runtimes.base import Prepared, RuntimeOutput
+from agent.storage import StoredOutput
 
 PUBLIC_TIMINGS = ("queue_wait", "download", "inference", "upload", "total")
 
@@ -30,7 +31,8 @@ class Job:
     attempts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
-    images: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # the image URIs among the outputs
+    outputs: list[StoredOutput] = field(default_factory=list)
     # Finishing steps already done, so a retry resumes instead of writing twice.
     outputs_written: bool = False
     final_written: bool = False

@@ -49,6 +49,7 @@ from task_contract.record import COMPLETED, FAILED, FINAL_STATUSES, parse_timest
 from task_contract.result import message_from_record, result_message
 
 MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
+SHUTDOWN_CLEANUP_SECONDS = 20.0  # the runtime adapter's clean-up (ComfyUI history) at exit
 _STOP = object()
 
 
@@ -133,6 +134,7 @@ class Pipeline:
             worker.join(timeout=30)
         self._receiver.join(timeout=max(0.0, self.config.wait_time_seconds + 5
                                         - (time.monotonic() - started)))
+        self.adapter.close(SHUTDOWN_CLEANUP_SECONDS)
         self._release_prefetched(final=True)
         self._finishers.shutdown(wait=True)
         self.queue.stop()
@@ -466,21 +468,22 @@ class Pipeline:
                 self._lost_race(job, record)
                 return
         if not job.outputs_written:
+            # ``upload`` times the output files; the result document carries the figures
+            # (the same ones the record and the message carry), so its own write is not in.
             upload_started = time.monotonic()
             if job.output is not None:
-                job.images = [
-                    self.store.put_image(task.key(f"image-{index}"), data)
-                    for index, data in enumerate(job.output.images)
-                ]
+                job.outputs = self.store.put_outputs(task.key, job.output.images,
+                                                     job.output.animated)
+                job.images = [o.url for o in job.outputs if o.is_image]
             job.timings["upload"] = time.monotonic() - upload_started
             job.timings["total"] = time.monotonic() - job.received_mono
             self.store.put_json(task.key("result.json"), result_document(job, status, error_doc))
-            job.timings["upload"] = time.monotonic() - upload_started
             job.outputs_written = True
         timings = job.public_timings()
+        outputs = [o.as_dict() for o in job.outputs]
         if not job.final_written and self.table is not None:
             if not self.table.mark_final(task, status, job.images, error_doc, timings,
-                                         self._location(task)):
+                                         self._location(task), outputs):
                 record = self.table.get(task.id) or {}
                 self._lost_race(job, record)
                 return
@@ -489,7 +492,7 @@ class Pipeline:
             self.publisher.publish(result_message(
                 runtime=task.runtime, task_id=task.id, status=status, images=job.images,
                 location=self._location(task), context=task.context,
-                error=error_doc, timings=timings,
+                error=error_doc, timings=timings, outputs=outputs,
             ))
             job.published = True
         if not job.published_flagged and self.table is not None:

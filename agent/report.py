@@ -23,6 +23,7 @@ def result_document(job: Job, status: str, error: dict[str, Any] | None) -> dict
         "tasktype": task.tasktype,
         "status": status,
         "images": job.images,
+        "outputs": [o.as_dict() for o in job.outputs],
         "parameters": redact_images(output.parameters if output else None),
         "seeds": output.seeds if output else [],
         "info": redact_images(output.info if output else None),

@@ -112,15 +112,18 @@ class TaskTable:
         return int(answer.get(Fields.ATTEMPTS, 1)), None
 
     def mark_final(self, task: Task, status: str, images: list[str], error: dict[str, Any] | None,
-                   timings: dict[str, float], output_location: str) -> bool:
+                   timings: dict[str, float], output_location: str,
+                   outputs: list[dict[str, Any]]) -> bool:
         """Write the final status once; False when the task was already final."""
-        names = {"#images": Fields.IMAGES, "#error": Fields.ERROR, "#timings": Fields.TIMINGS,
+        names = {"#images": Fields.IMAGES, "#outputs": Fields.OUTPUTS,
+                 "#error": Fields.ERROR, "#timings": Fields.TIMINGS,
                  "#updated": Fields.UPDATED_AT, "#published": Fields.RESULT_PUBLISHED,
                  "#output": Fields.OUTPUT_LOCATION, "#created": Fields.CREATED_AT,
                  "#runtime": Fields.RUNTIME, "#tasktype": Fields.TASKTYPE,
                  "#expires": Fields.EXPIRES_AT, "#context": Fields.CONTEXT}
         expression = (
-            "SET #status = :status, #images = :images, #error = :error, #timings = :timings, "
+            "SET #status = :status, #images = :images, #outputs = :outputs, #error = :error, "
+            "#timings = :timings, "
             "#updated = :now, #published = :false, #output = :output, "
             "#created = if_not_exists(#created, :now), #runtime = if_not_exists(#runtime, :rt), "
             "#tasktype = if_not_exists(#tasktype, :tt), "
@@ -128,7 +131,8 @@ class TaskTable:
             "#context = if_not_exists(#context, :context)"
         )
         values = {
-            ":status": status, ":images": images, ":error": error, ":timings": timings,
+            ":status": status, ":images": images, ":outputs": outputs, ":error": error,
+            ":timings": timings,
             ":now": now_iso(), ":false": False, ":output": output_location,
             ":rt": task.runtime, ":tt": task.tasktype,
             ":expires": int(time.time()) + self._ttl_seconds,

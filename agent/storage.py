@@ -1,15 +1,34 @@
-"""The output bucket: images and the result document under ``<prefix>/<id>/``."""
+"""The output bucket: outputs and the result document under ``<prefix>/<id>/``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agent.errors import PermanentError, TransientError
-from agent.images import sniff
+from agent.images import UNKNOWN_MEDIA, media_type
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    """One stored output file, as the result lists it (docs/contracts.md)."""
+
+    url: str
+    content_type: str
+    animated: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        """Still and animated images; the rest (videos) are listed in ``outputs`` only."""
+        return not self.content_type.startswith("video/")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "content_type": self.content_type, "animated": self.animated}
 
 
 class OutputStore:
@@ -20,12 +39,24 @@ class OutputStore:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def put_image(self, key_stem: str, data: bytes) -> str:
-        """Store one image as ``<key_stem>.<ext>``; the extension and type come from the bytes."""
-        ext, content_type = sniff(data)
-        key = f"{key_stem}.{ext}"
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
-        return self.uri(key)
+    def put_outputs(self, key: Callable[[str], str], files: Sequence[bytes],
+                    animated: Sequence[bool] = ()) -> list[StoredOutput]:
+        """Store a task's outputs in order: images as ``image-<n>.<ext>``, videos as
+        ``video-<n>.<ext>`` (each numbered from 0), extension and content type from the bytes.
+        ``animated[i]`` is what the runtime said of file ``i`` (else the bytes tell)."""
+        counts = {"image": 0, "video": 0}
+        stored = []
+        for index, data in enumerate(files):
+            media = media_type(data) or UNKNOWN_MEDIA
+            name = f"{media.kind}-{counts[media.kind]}.{media.ext}"
+            counts[media.kind] += 1
+            object_key = key(name)
+            self._s3.put_object(Bucket=self.bucket, Key=object_key, Body=data,
+                                ContentType=media.content_type)
+            stored.append(StoredOutput(
+                self.uri(object_key), media.content_type,
+                animated[index] if index < len(animated) else media.animated))
+        return stored
 
     def put_json(self, key: str, document: Any) -> str:
         body = json.dumps(document, sort_keys=True, indent=1, default=str).encode()

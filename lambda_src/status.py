@@ -2,7 +2,8 @@
 
 Handler string: ``lambda_src.status.handler``. Reads the task record (strongly consistent)
 and answers with its status, output images and presigned GET URLs for the images that are
-in the output bucket. Unknown and expired ids are 404.
+in the output bucket, and every output file (videos included) with its content type and a
+presigned URL. Unknown and expired ids are 404.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lambda_src.api import ApiError
 from lambda_src.aws import DependencyError
 from task_contract.metadata import check_id
 from task_contract.record import Fields, is_expired
+from task_contract.result import outputs_of_images
 
 RESOURCE = "/v1alpha2/tasks/{id}"
 _PATH = re.compile(r"/v1alpha2/tasks/([^/]*)")
@@ -71,25 +73,45 @@ def split_s3_uri(uri: str) -> tuple[str, str] | None:
     return (bucket, key) if bucket and key else None
 
 
+def presign(uri: str, cfg: config.StatusConfig) -> str | None:
+    """A presigned GET URL for an object of the output bucket; ``None`` for anything else
+    (never sign URLs for objects we do not own)."""
+    location = split_s3_uri(uri)
+    if location is None or location[0] != cfg.bucket:
+        return None
+    try:
+        return str(aws.call(
+            "s3",
+            "PresignGetObject",
+            aws.client("s3").generate_presigned_url,
+            ClientMethod="get_object",
+            Params={"Bucket": location[0], "Key": location[1]},
+            ExpiresIn=cfg.presign_expires_seconds,
+        ))
+    except DependencyError as exc:
+        raise api.dependency_error(exc, "presign_failed", "signing output URLs") from exc
+
+
+def output_views(record: dict[str, Any], images: list[str],
+                 cfg: config.StatusConfig) -> list[dict[str, Any]]:
+    """Every output file (videos included) with its content type and a presigned URL."""
+    recorded = record.get(Fields.OUTPUTS)
+    outputs = recorded if isinstance(recorded, list) else outputs_of_images(images)
+    views = []
+    for output in outputs:
+        if not isinstance(output, dict) or not isinstance(output.get("url"), str):
+            continue
+        views.append({"url": output["url"],
+                      "content_type": str(output.get("content_type") or
+                                          "application/octet-stream"),
+                      "animated": output.get("animated") is True,
+                      "download_url": presign(output["url"], cfg)})
+    return views
+
+
 def status_view(record: dict[str, Any], cfg: config.StatusConfig) -> dict[str, Any]:
     images = [uri for uri in record.get(Fields.IMAGES) or [] if isinstance(uri, str)]
-    image_urls = []
-    for uri in images:
-        location = split_s3_uri(uri)
-        if location is None or location[0] != cfg.bucket:
-            continue  # only our own bucket: never sign URLs for objects we do not own
-        try:
-            url = aws.call(
-                "s3",
-                "PresignGetObject",
-                aws.client("s3").generate_presigned_url,
-                ClientMethod="get_object",
-                Params={"Bucket": location[0], "Key": location[1]},
-                ExpiresIn=cfg.presign_expires_seconds,
-            )
-        except DependencyError as exc:
-            raise api.dependency_error(exc, "presign_failed", "signing image URLs") from exc
-        image_urls.append(url)
+    image_urls = [url for url in (presign(uri, cfg) for uri in images) if url is not None]
     error = record.get(Fields.ERROR)
     timings = record.get(Fields.TIMINGS)
     attempts = record.get(Fields.ATTEMPTS)
@@ -104,6 +126,7 @@ def status_view(record: dict[str, Any], cfg: config.StatusConfig) -> dict[str, A
         "output_location": record.get(Fields.OUTPUT_LOCATION),
         "images": images,
         "image_urls": image_urls,
+        "outputs": output_views(record, images, cfg),
         "error": error if isinstance(error, dict) else None,
         "timings": timings if isinstance(timings, dict) else {},
     }

@@ -39,6 +39,7 @@ class Fields:
     SOURCE: Final = "source"
     PUBLISHED: Final = "published"
     IMAGES: Final = "images"
+    OUTPUTS: Final = "outputs"
     ERROR: Final = "error"
     TIMINGS: Final = "timings"
     RESULT_PUBLISHED: Final = "result_published"

@@ -40,12 +40,14 @@ class Prepared:
 
 @dataclass
 class RuntimeOutput:
-    """What a generation produced."""
+    """What a generation produced: its output files in order (still or animated images,
+    videos) and, where the runtime says so, which of them are animated."""
 
     images: list[bytes]
     parameters: Any = None
     seeds: list[Any] = field(default_factory=list)
     info: Any = None
+    animated: list[bool] = field(default_factory=list)
 
 
 class RuntimeAdapter(ABC):
@@ -73,7 +75,10 @@ class RuntimeAdapter(ABC):
 
     @abstractmethod
     def interrupt(self, prepared: Prepared | None = None) -> None:
-        """Stop the generation in progress (best effort, never raises)."""
+        """Stop the generation of ``prepared``, and nothing else (best effort, never raises)."""
+
+    def close(self, timeout: float) -> None:  # noqa: B027 - optional, nothing by default
+        """Finish background clean-up within ``timeout`` seconds (at shutdown)."""
 
     # -- helpers for subclasses ------------------------------------------------------------
     @property

@@ -1,4 +1,15 @@
-"""ComfyUI adapter: workflows in API format, completion by polling ``/history``."""
+"""ComfyUI adapter: workflows in API format, completion by polling ``/history``.
+
+What the agent does to a prompt it gives up on (timeout, shutdown, a workflow ComfyUI
+accepted with ``node_errors``) touches that prompt only: deleted from the queue while it
+waits there, interrupted by id (``POST /interrupt {"prompt_id": ...}``) while it runs, left
+alone otherwise. Its history entry, written when the interrupted node ends, is deleted then
+(:mod:`agent.runtimes.comfyui_history`).
+
+Outputs are read from every output node's ``images`` list (ComfyUI lists videos and
+animations there too, with ``animated: [true]``); each file must be a format the agent
+stores (``agent.images.media_type``), else the task fails with ``unsupported_output``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,7 @@ import requests
 
 from agent import logs
 from agent.errors import PermanentError, TransientError, clip
-from agent.images import sniff
+from agent.images import STORED_FORMATS, media_type, sniff
 from agent.messages import Task
 from agent.runtimes.base import (
     CONNECT_TIMEOUT,
@@ -25,6 +36,7 @@ from agent.runtimes.base import (
     connection_failure,
     http_failure,
 )
+from agent.runtimes.comfyui_history import HistoryJanitor
 from agent.runtimes.sdwebui import is_url
 
 LOAD_IMAGE_CLASSES = ("LoadImage", "LoadImageMask")
@@ -61,6 +73,7 @@ def execution_error(history_entry: dict[str, Any]) -> PermanentError | Transient
         if kind == "execution_error":
             details = {key: data.get(key) for key in
                        ("node_id", "node_type", "exception_type", "exception_message")}
+            details["exception_message"] = str(details["exception_message"] or "").strip()
             text = (f"node {details['node_id']} ({details['node_type']}) raised "
                     f"{details['exception_type']}: {clip(details['exception_message'], 300)}")
             if "OutOfMemory" in str(details["exception_type"]):
@@ -78,9 +91,16 @@ class ComfyUiAdapter(RuntimeAdapter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client_id = str(uuid.uuid4())
+        self.janitor = HistoryJanitor(self.url, lambda: self.session,
+                                      self.config.comfyui_poll_seconds,
+                                      max(60.0, float(self.config.task_timeout_seconds)))
 
     def ready(self) -> bool:
         return self.probe("/system_stats")
+
+    def close(self, timeout: float) -> None:
+        if not self.janitor.wait(timeout):
+            logs.warning("history_cleanup_unfinished", prompt_ids=self.janitor.pending())
 
     # -- prepare ---------------------------------------------------------------------------
     def prepare(self, task: Task, fetch: Fetch) -> Prepared:
@@ -121,10 +141,14 @@ class ComfyUiAdapter(RuntimeAdapter):
         prepared.state["prompt_id"] = prompt_id
         try:
             entry = self._wait(prompt_id, cancel)
+        except BaseException:
+            self._abandon(prompt_id)
+            raise
+        try:
             status = entry.get("status") or {}
             if status.get("status_str") == "error":
                 raise execution_error(entry)
-            images, files = self._download(entry)
+            files, names, animated = self._download(entry)
         finally:
             self._forget(prompt_id)
         seeds = [
@@ -134,21 +158,47 @@ class ComfyUiAdapter(RuntimeAdapter):
             for key in SEED_INPUTS
             if isinstance(node["inputs"].get(key), int)
         ]
-        return RuntimeOutput(images=images, parameters=prepared.body, seeds=seeds,
-                             info={"prompt_id": prompt_id, "files": files})
+        return RuntimeOutput(images=files, parameters=prepared.body, seeds=seeds,
+                             info={"prompt_id": prompt_id, "files": names},
+                             animated=animated)
 
     def interrupt(self, prepared: Prepared | None = None) -> None:
-        self._cancel(prepared.state.get("prompt_id") if prepared is not None else None)
+        prompt_id = prepared.state.get("prompt_id") if prepared is not None else None
+        if prompt_id:
+            self._abandon(str(prompt_id))
 
-    def _cancel(self, prompt_id: str | None) -> None:
-        """Drop the prompt from the queue if it waits there, and stop the running one."""
+    def _abandon(self, prompt_id: str) -> None:
+        """Stop ``prompt_id`` (only it) and have its history entry deleted when it appears."""
+        self._cancel(prompt_id)
+        self.janitor.watch(prompt_id)
+
+    def _cancel(self, prompt_id: str) -> None:
+        """Delete the prompt from the queue if it waits there; interrupt it by id if it runs;
+        nothing otherwise. Never a bare ``/interrupt``: that stops whatever is running."""
         try:
-            if prompt_id:
+            state = self._queue_state(prompt_id)
+            if state == "pending":
                 self.session.post(self.url("/queue"), json={"delete": [prompt_id]},
                                   timeout=(CONNECT_TIMEOUT, 10.0))
-            self.session.post(self.url("/interrupt"), json={}, timeout=(CONNECT_TIMEOUT, 10.0))
-        except requests.RequestException as exc:
-            logs.warning("runtime_interrupt_failed", error=type(exc).__name__)
+                state = self._queue_state(prompt_id)  # it may have started meanwhile
+            if state == "running":
+                self.session.post(self.url("/interrupt"), json={"prompt_id": prompt_id},
+                                  timeout=(CONNECT_TIMEOUT, 10.0))
+            logs.event("prompt_cancelled", prompt_id=prompt_id, state=state)
+        except (requests.RequestException, ValueError) as exc:
+            logs.warning("runtime_interrupt_failed", prompt_id=prompt_id,
+                         error=type(exc).__name__)
+
+    def _queue_state(self, prompt_id: str) -> str:
+        """``running``, ``pending`` or ``absent``: where the prompt is in ComfyUI's queue."""
+        response = self.session.get(self.url("/queue"), timeout=(CONNECT_TIMEOUT, 10.0))
+        response.raise_for_status()
+        answer = response.json()
+        for state, key in (("running", "queue_running"), ("pending", "queue_pending")):
+            if any(isinstance(item, list) and len(item) > 1 and item[1] == prompt_id
+                   for item in answer.get(key) or []):
+                return state
+        return "absent"
 
     def _submit(self, workflow: dict[str, Any]) -> str:
         try:
@@ -173,9 +223,10 @@ class ComfyUiAdapter(RuntimeAdapter):
             raise http_failure(response, "POST /prompt")
         prompt_id = answer.get("prompt_id")
         if answer.get("node_errors"):
+            # ComfyUI accepted the workflow and will run its valid outputs only: refuse the
+            # task as a whole and withdraw this prompt (and nothing else).
             if prompt_id:
-                self._cancel(str(prompt_id))
-                self._forget(str(prompt_id))
+                self._abandon(str(prompt_id))
             raise PermanentError("runtime_validation", "the workflow has node errors",
                                  {"node_errors": answer["node_errors"]})
         if not isinstance(prompt_id, str):
@@ -201,7 +252,6 @@ class ComfyUiAdapter(RuntimeAdapter):
                 if status.get("completed") or status.get("status_str") in ("success", "error"):
                     return entry
             if time.monotonic() > deadline:
-                self._cancel(prompt_id)
                 raise TransientError(
                     "runtime_timeout",
                     f"the workflow did not finish within {self.config.task_timeout_seconds}s; "
@@ -209,12 +259,16 @@ class ComfyUiAdapter(RuntimeAdapter):
                 )
             cancel.wait(poll)
 
-    def _download(self, entry: dict[str, Any]) -> tuple[list[bytes], list[str]]:
-        images: list[bytes] = []
+    def _download(self, entry: dict[str, Any]) -> tuple[list[bytes], list[str], list[bool]]:
+        """The files of every output node, in node order: bytes, names, animated flags."""
+        files: list[bytes] = []
         names: list[str] = []
+        animated: list[bool] = []
         outputs = entry.get("outputs") or {}
         for node_id in sorted(outputs, key=_node_order):
-            for item in (outputs[node_id] or {}).get("images") or []:
+            output = outputs[node_id] or {}
+            moving = any(flag is True for flag in output.get("animated") or [])
+            for item in output.get("images") or []:
                 if not isinstance(item, dict) or item.get("type") != "output":
                     continue
                 params = {"filename": item.get("filename", ""),
@@ -223,12 +277,21 @@ class ComfyUiAdapter(RuntimeAdapter):
                     response = self.session.get(self.url("/view"), params=params,
                                                 timeout=(CONNECT_TIMEOUT, CONTROL_TIMEOUT))
                 except requests.RequestException as exc:
-                    raise connection_failure(exc, "downloading an output image") from exc
+                    raise connection_failure(exc, "downloading an output") from exc
                 if response.status_code != 200:
                     raise http_failure(response, "GET /view")
-                images.append(response.content)
+                media = media_type(response.content)
+                if media is None:
+                    raise PermanentError(
+                        "unsupported_output",
+                        f"node {node_id} wrote {params['filename']!r} "
+                        f"({response.headers.get('Content-Type', 'unknown type')}), a format "
+                        f"the agent does not store; it stores {STORED_FORMATS}",
+                        [{"node_id": node_id, "filename": params["filename"]}])
+                files.append(response.content)
                 names.append(str(item.get("filename")))
-        return images, names
+                animated.append(moving or media.animated)
+        return files, names, animated
 
     def _forget(self, prompt_id: str) -> None:
         try:

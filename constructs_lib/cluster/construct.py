@@ -266,7 +266,7 @@ class GpuEksCluster(ClusterBase):
                     configuration={"node": {"tolerateAllTaints": True}})
         self._container_log_groups: dict[str, str] = {}
         if props.cloudwatch_observability_version is not None:
-            self._observability(props, partition.partition, region.name,
+            self._observability(props, partition.partition, self._region,
                                 identity.account_id)
         # Add-ons beyond the required ones (pinned in addon_versions), after the nodes.
         for addon in sorted(set(versions) - set(REQUIRED_ADDONS)):

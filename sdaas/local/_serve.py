@@ -63,11 +63,13 @@ class JsonHandler(BaseHTTPRequestHandler):
     def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.send_raw(status, json.dumps(body).encode(), "application/json", headers)
 
-    def send_raw(self, status: int, data: bytes, content_type: str,
+    def send_raw(self, status: int, data: bytes, content_type: str | None,
                  headers: dict[str, str] | None = None) -> None:
+        """Send ``data``; ``content_type`` None sends none (an empty answer, as aiohttp)."""
         try:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            if content_type is not None:
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in {**self.extra_headers, **(headers or {})}.items():
                 self.send_header(name, value)

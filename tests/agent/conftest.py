@@ -67,7 +67,7 @@ def comfyui() -> Iterator[FakeComfyUI]:
     fake = FakeComfyUI().start()
     yield fake
     fake.release.set()
-    fake.stop()
+    fake.shutdown()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import requests
 from tests.agent.harness import assert_finished_once, task, wait_for
 from tests.fakes.base import render_png
 from tests.fakes.comfyui import text_to_image_workflow
+from tests.real_comfyui.scenarios import slow_workflow, video_workflow
 
 pytestmark = pytest.mark.emulator
 
@@ -280,3 +281,47 @@ def test_comfyui_timeout_interrupts_and_retries(stack, comfyui, start_agent) -> 
     assert_finished_once(stack, "cf-slow", "completed")
     assert stack.record("cf-slow")["attempts"] == 2
     assert [e["error_code"] for e in agent.events("task_retry_scheduled")] == ["runtime_timeout"]
+
+
+def test_comfyui_videos_are_stored_as_videos_and_timings_agree(stack, comfyui,
+                                                               start_agent) -> None:
+    start_agent(stack, comfyui.url, runtime_type="comfyui")
+    stack.publish(task("cf-video", "pipeline", video_workflow("clip")))
+    result = assert_finished_once(stack, "cf-video", "completed")
+    base = "output/cf-video"
+    url = f"s3://{stack.bucket}/{base}"
+    objects = stack.objects(f"{base}/")
+    assert sorted(objects) == [f"{base}/image-0.webp", f"{base}/image-1.png",
+                               f"{base}/result.json", f"{base}/video-0.webm"]
+    assert [stack.content_type(f"{base}/{name}") for name in
+            ("image-0.webp", "image-1.png", "video-0.webm")] == ["image/webp", "image/png",
+                                                                 "video/webm"]
+    assert result["image_url"] == [f"{url}/image-0.webp", f"{url}/image-1.png"]
+    assert result["outputs"] == [
+        {"url": f"{url}/image-0.webp", "content_type": "image/webp", "animated": True},
+        {"url": f"{url}/image-1.png", "content_type": "image/png", "animated": True},
+        {"url": f"{url}/video-0.webm", "content_type": "video/webm", "animated": True}]
+    document = json.loads(objects[f"{base}/result.json"])
+    record = stack.record("cf-video")
+    assert document["outputs"] == record["outputs"] == result["outputs"]
+    assert document["images"] == record["images"] == result["image_url"]
+    recorded = {name: float(value) for name, value in record["timings"].items()}
+    assert document["timings"] == recorded == result["timings"]
+    assert comfyui.history == {}
+
+
+def test_comfyui_sigterm_interrupts_only_its_prompt_and_deletes_its_history(
+        stack, comfyui, start_agent) -> None:
+    comfyui.seconds_per_image = 20  # about 3 s a node: the interrupt lands mid-node
+    agent = start_agent(stack, comfyui.url, runtime_type="comfyui",
+                        AGENT_SHUTDOWN_GRACE_SECONDS="1", AGENT_TASK_TIMEOUT_SECONDS="60",
+                        AGENT_VISIBILITY_TIMEOUT_SECONDS="60", AGENT_HEARTBEAT_SECONDS="5")
+    stack.publish(task("cf-term", "pipeline", slow_workflow("term", size=64)))
+    running = wait_for(comfyui.engine.running_ids, 15, "the prompt to run")
+    assert agent.terminate(timeout=60) == 0
+    assert comfyui.interrupt_bodies and all(
+        body == {"prompt_id": running[0]} for body in comfyui.interrupt_bodies)
+    wait_for(lambda: not comfyui.engine.running_ids(), 30, "the interrupted node to end")
+    assert comfyui.history == {}, "the interrupted prompt's history entry was left behind"
+    assert stack.queue_counts() == (1, 0)
+    assert stack.results_for("cf-term") == []

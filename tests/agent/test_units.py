@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from agent.heartbeat import Heartbeat
-from agent.images import sniff
+from agent.images import media_type, sniff
 from agent.report import redact_images
 from tests.agent.harness import REPO, Stack, wait_for
 
@@ -46,6 +46,18 @@ def test_inline_image_data_is_removed_from_parameters() -> None:
                                                                   "weight": 1}
     assert clean["prompt"] == params["prompt"] and clean["seed"] == 3 and clean["mask"] is None
     assert len(json.dumps(clean)) < 1000
+
+
+def test_output_formats_are_told_by_their_bytes() -> None:
+    webp_animated = b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02" + bytes(10)
+    assert media_type(webp_animated).animated is True
+    webm = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm"
+    assert (media_type(webm).ext, media_type(webm).kind) == ("webm", "video")
+    mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00"
+    assert (media_type(mp4).content_type, media_type(mp4).kind) == ("video/mp4", "video")
+    assert media_type(_encode("PNG")).animated is False
+    assert media_type(_encode("JPEG")).content_type == "image/jpeg"
+    assert media_type(b"glTF binary") is None
 
 
 def test_heartbeat_extends_held_messages_and_stops_when_dropped(agent_emulator) -> None:

@@ -119,9 +119,19 @@ def test_result_message_from_a_record() -> None:
               "timings": {"total": 1.5}, "images": []}
     message = message_from_record(record, "b")
     assert message == {"runtime": "sdruntime", "id": "r1", "result": False, "status": "failed",
-                       "image_url": [], "output_url": "s3://b/out/r1/result.json",
+                       "image_url": [], "outputs": [],
+                       "output_url": "s3://b/out/r1/result.json",
                        "context": {"a": 1}, "error": record["error"],
                        "timings": {"total": 1.5}}
+    outputs = [{"url": "s3://b/out/r2/video-0.webm", "content_type": "video/webm",
+                "animated": True}]
+    done = {**record, "id": "r2", "status": "completed", "error": None,
+            "images": [], "outputs": outputs}
+    assert message_from_record(done, "b")["outputs"] == outputs
+    older = {**done, "images": ["s3://b/out/r2/image-0.png"]}
+    del older["outputs"]  # written before outputs were recorded
+    assert message_from_record(older, "b")["outputs"] == [
+        {"url": "s3://b/out/r2/image-0.png", "content_type": "image/png", "animated": False}]
     bare = message_from_record({"id": "r2", "status": "completed", "context": "not json"}, "b")
     assert (bare["output_url"], bare["context"], bare["result"]) == (
         "s3://b/output/r2/result.json", "not json", True)

@@ -191,7 +191,10 @@ def test_comfy_validation_errors(comfy) -> None:
     def submit(workflow: Any) -> requests.Response:
         return requests.post(f"{comfy.url}/prompt", json={"prompt": workflow}, timeout=10)
 
-    assert submit([]).json()["error"]["type"] == "invalid_prompt"
+    assert submit([]).json()["error"]["type"] == "prompt_no_outputs"  # as ComfyUI answers
+    not_an_object = submit([1, 2])
+    assert not_an_object.status_code == 500
+    assert not_an_object.headers["Content-Type"] == "text/plain; charset=utf-8"
     no_class = submit({"1": {"inputs": {}}})
     assert no_class.status_code == 400 and "class_type" in no_class.json()["error"]["message"]
     no_output = submit({"1": {"class_type": "KSampler", "inputs": {}}})
@@ -200,13 +203,20 @@ def test_comfy_validation_errors(comfy) -> None:
     workflow["8"]["inputs"]["samples"] = ["99", 0]
     bad_link = submit(workflow)
     assert bad_link.status_code == 400
-    assert bad_link.json()["node_errors"]["8"]["errors"][0]["type"] == "bad_linked_input"
+    error = bad_link.json()["node_errors"]["8"]["errors"][0]
+    assert (error["type"], error["details"]) == ("exception_during_inner_validation", "'99'")
     load = {"1": {"class_type": "LoadImage", "inputs": {"image": "missing.png"}},
-            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                       "filename_prefix": "x"}}}
     missing = submit(load)
-    assert missing.json()["node_errors"]["1"]["errors"][0]["type"] == "value_not_in_list"
+    assert missing.json()["node_errors"]["1"]["errors"][0]["details"] == \
+        "image - Invalid image file: missing.png"
     refused = text_to_image_workflow("x [preview:invalid]")
     assert submit(refused).json()["node_errors"]["6"]["class_type"] == "CLIPTextEncode"
+    custom = {"1": {"class_type": "MyCustomLoader", "inputs": {"path": "a.png"}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                         "filename_prefix": "x"}}}
+    assert submit(custom).status_code == 200  # custom node classes are accepted
 
 
 def test_comfy_upload_then_load_image(comfy) -> None:
@@ -216,7 +226,8 @@ def test_comfy_upload_then_load_image(comfy) -> None:
     assert upload.status_code == 200
     assert upload.json() == {"name": "in.png", "subfolder": "", "type": "input"}
     entry = _run(comfy, {"1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
-                         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}})
+                         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                                    "filename_prefix": "in"}}})
     image = entry["outputs"]["2"]["images"][0]
     data = requests.get(f"{comfy.url}/view", params=image, timeout=10).content
     assert image_size(data) == (30, 20)
@@ -274,3 +285,20 @@ def test_runs_as_a_program_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_comfy_saves_the_workflow_in_pngs_unless_metadata_is_disabled() -> None:
+    workflow = {"1": {"class_type": "EmptyImage", "inputs": {
+        "width": 16, "height": 8, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                   "filename_prefix": "meta"}}}
+    chunks = []
+    for disabled in (False, True):
+        with PreviewServer("comfyui", seconds_per_image=0.01,
+                           disable_metadata=disabled) as server:
+            image = _run(server, workflow)["outputs"]["2"]["images"][0]
+            data = requests.get(f"{server.url}/view", params=image, timeout=10).content
+            chunks.append(png_text(data))
+    assert json.loads(chunks[0]["prompt"]) == workflow
+    assert "prompt" not in chunks[1]
+    assert LABEL in chunks[1]["parameters"]

@@ -45,8 +45,8 @@ class Request:
 
 class Response:
     def __init__(self, status: int = 200, body: Any = None, raw: bytes | None = None,
-                 content_type: str = "application/json", headers: dict[str, str] | None = None
-                 ) -> None:
+                 content_type: str | None = "application/json",
+                 headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.raw = raw if raw is not None else json.dumps(body).encode()
         self.content_type = content_type
@@ -227,7 +227,8 @@ class FakeServer:
     def _send(handler: BaseHTTPRequestHandler, response: Response) -> None:
         try:
             handler.send_response(response.status)
-            handler.send_header("Content-Type", response.content_type)
+            if response.content_type is not None:  # an empty answer may carry none
+                handler.send_header("Content-Type", response.content_type)
             handler.send_header("Content-Length", str(len(response.raw)))
             for name, value in response.headers.items():
                 handler.send_header(name, value)

@@ -22,6 +22,7 @@ KEYS = {
     "output_location",
     "images",
     "image_urls",
+    "outputs",
     "error",
     "timings",
 }
@@ -70,6 +71,7 @@ def test_status_right_after_submission(account: Account) -> None:
         "output_location": f"s3://{BUCKET}/output/q-1",
         "images": [],
         "image_urls": [],
+        "outputs": [],
         "error": None,
         "timings": {},
     }
@@ -98,6 +100,27 @@ def test_completed_task_has_presigned_urls_for_its_images(account: Account) -> N
         assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
         assert query["X-Amz-Expires"] == ["3600"]
         assert "X-Amz-Signature" in query
+    # A record written before outputs were recorded lists its images as outputs.
+    assert [(o["url"], o["content_type"], o["animated"]) for o in body["outputs"]] == [
+        (f"s3://{BUCKET}/output/done-1/image-0.png", "image/png", False),
+        (f"s3://{BUCKET}/output/done-1/image-1.jpeg", "image/jpeg", False)]
+    assert [urlsplit(o["download_url"]).path for o in body["outputs"]] == [
+        "/output/done-1/image-0.png", "/output/done-1/image-1.jpeg"]
+
+
+def test_video_outputs_are_listed_with_their_content_type_and_url(account: Account) -> None:
+    video = f"s3://{BUCKET}/output/vid-1/video-0.webm"
+    foreign = "s3://someone-elses-bucket/x/video-1.webm"
+    account.put_record(**completed_record("vid-1", images=[], outputs=[
+        {"url": video, "content_type": "video/webm", "animated": True},
+        {"url": foreign, "content_type": "video/webm", "animated": True}]))
+    body = account.get("vid-1").body
+    assert body["images"] == [] and body["image_urls"] == []
+    local, other = body["outputs"]
+    assert (local["url"], local["content_type"], local["animated"]) == (
+        video, "video/webm", True)
+    assert urlsplit(local["download_url"]).path == "/output/vid-1/video-0.webm"
+    assert (other["url"], other["download_url"]) == (foreign, None)
 
 
 def test_presigned_urls_fetch_the_image(account: Account) -> None:
