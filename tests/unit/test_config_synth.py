@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -158,7 +158,7 @@ def _run(entry: typing.Callable[[], int], file: Path, outdir: Path) -> tuple[int
 
 
 @pytest.mark.slow
-@settings(max_examples=int(os.environ.get("SD_CONFIG_EXAMPLES", "60")), deadline=None,
+@settings(max_examples=int(os.environ.get("SD_CONFIG_EXAMPLES", "120")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(data=configurations())
@@ -167,6 +167,7 @@ def test_synth_succeeds_or_lists_problems_and_the_checker_agrees(synthesized, tm
     file.write_text(yaml.safe_dump(data, sort_keys=False))
     synth_code, synth_err = _run(synth_entry.main, file, tmp_path / "out")
     check_code, check_err = _run(lambda: config_module.main([]), file, tmp_path / "out")
+    event("synthesized" if synth_code == 0 else "problems listed")
     assert synth_code in (0, 2), synth_err
     assert check_code == synth_code, (synth_err, check_err)
     if synth_code == 2:
