@@ -314,12 +314,14 @@ class ClusterConfig(_Model):
                 raise ValueError(f"{cidr} opens the API endpoint to the whole internet")
         return value
 
-    @field_validator("cloudwatch_observability_version")
+    @field_validator("cloudwatch_observability_version", mode="before")
     @classmethod
-    def _observability(cls, value: str | Literal[False]) -> str | Literal[False]:
-        if value is not False and not ADDON_VERSION_RE.match(value):
-            raise ValueError(f'must be a pinned add-on version like v6.2.0-eksbuild.1, or false '
-                             f'(got "{value}")')
+    def _observability(cls, value: Any) -> Any:
+        # Before the union: one problem in the file's words, not one per member.
+        if value is not False and not (isinstance(value, str)
+                                       and ADDON_VERSION_RE.match(value)):
+            raise ValueError("must be a pinned add-on version like v6.2.0-eksbuild.1, or false "
+                             f"(got {_shown(value)})")
         return value
 
     @field_validator("admin_role_arns")

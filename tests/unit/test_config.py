@@ -351,6 +351,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
         lambda d: d["runtimes"][0].update(seconds_per_image=0.00001),
         "runtimes[0]",
         ["makes more than 100000 messages per replica"]),
+    "observability turned on with true": (
+        lambda d: d["cluster"].update(cloudwatch_observability_version=True),
+        "cluster.cloudwatch_observability_version",
+        ["a pinned add-on version like v6.2.0-eksbuild.1, or false (got true)"]),
     "an add-on version for another Kubernetes": (
         lambda d: d["cluster"].update(kubernetes_version="1.34"),
         "cluster.addons.kube-proxy",
