@@ -42,6 +42,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from constructs_lib.models import checkpoint_name_problems
 from task_contract import LONG_POLL_SECONDS
@@ -113,6 +114,7 @@ class S3State(_Model):
     backend: Literal["s3"] = Field(
         description="`s3`: Terraform keeps its state in an S3 bucket (shared, locked).")
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                        examples=["my-terraform-state"],
                         description="Bucket holding the state; it must exist before `make plan`.")
     key: str = Field("sd-async/terraform.tfstate", min_length=1, max_length=1024,
                      pattern=r"^[^/].*[^/]$|^[^/]$", description="Object key of the state.")
@@ -227,11 +229,13 @@ class NewVpc(_Model):
         return value
 
 
-SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$",
+                                 examples=["subnet-0123456789abcdef0"])]
 
 
 class ExistingVpc(_Model):
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$", description="Id of the VPC (vpc-...).")
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$", examples=["vpc-0123456789abcdef0"],
+                        description="Id of the VPC (vpc-...).")
     private_subnet_ids: list[SubnetId] = Field(
         min_length=2, description="Subnets the nodes and pods use, in at least two zones.")
     tag_subnets_for_discovery: bool = Field(
@@ -254,7 +258,7 @@ class SystemNodeGroup(_Model):
 
 class ClusterConfig(_Model):
     cluster_name: str | None = Field(
-        None, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$",
+        None, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$", examples=["sdaas-gpu"],
         description="EKS cluster name; defaults to the top-level name.",
     )
     kubernetes_version: str = Field(
@@ -365,13 +369,13 @@ def _check_families(value: list[str] | None) -> list[str] | None:
 
 
 class DisruptionBudgetConfig(_Model):
-    nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$",
+    nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$", examples=["10%", "1"],
                        description='Nodes Karpenter may disrupt at once: "10%" or "1".')
     schedule: str | None = Field(
         None, description='Cron schedule the budget applies in ("0 9 * * 1-5", "@daily").')
     duration: str | None = Field(None, pattern=r"^(\d+h\d+m|\d+h|\d+m)$",
-                                 description='How long after each schedule tick ("8h", '
-                                 '"1h30m").')
+                                 examples=["8h", "1h30m"],
+                                 description="How long after each schedule tick.")
     reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = Field(
         [], description="Disruption reasons the budget limits; empty: all of them.")
 
@@ -407,7 +411,7 @@ class GpuPoolConfig(_Model):
     node_volume_gib: int = Field(200, ge=20, le=16384,
                                  description="Data volume of each GPU node (images), GiB.")
     image_cache_snapshot_id: str | None = Field(
-        None, pattern=r"^snap-[0-9a-f]{8,17}$",
+        None, pattern=r"^snap-[0-9a-f]{8,17}$", examples=["snap-0123456789abcdef0"],
         description="EBS snapshot with pre-pulled images for the data volume.",
     )
     volume_initialization_rate_mibps: int | None = Field(
@@ -469,7 +473,7 @@ class PoolOverrideConfig(_Model):
         None, ge=1, le=10_000, description="Its on-demand GPU limit; default: "
         "karpenter.gpu.on_demand_gpu_limit.")
     image_cache_snapshot_id: str | None = Field(
-        None, pattern=r"^snap-[0-9a-f]{8,17}$",
+        None, pattern=r"^snap-[0-9a-f]{8,17}$", examples=["snap-0123456789abcdef0"],
         description="Its image-cache snapshot; default: karpenter.gpu.image_cache_snapshot_id.")
     volume_initialization_rate_mibps: int | None = Field(
         None, ge=100, le=300, description="Its snapshot restore rate; default: "
@@ -866,7 +870,9 @@ def _message(error: Any, plain: str | None) -> str:
     if kind == "value_error":
         return str(error["ctx"]["error"])
     if kind == "string_pattern_mismatch":
-        return f'does not match {error["ctx"]["pattern"]} (got "{got}")'
+        like = " or ".join(f'"{e}"' for e in _examples_at(_loc(error)))
+        shape = f"must look like {like}" if like else "does not match"
+        return f'{shape} (got "{got}"; the pattern is {error["ctx"]["pattern"]})'
     if kind == "union_tag_invalid":
         return f'backend must be one of local, s3 (got "{error["ctx"].get("tag")}")'
     if kind == "string_type" and plain is not None and not isinstance(got, dict | list):
@@ -893,19 +899,43 @@ def _unknown_key(path: Path_) -> str:
 
 def keys_at(annotation: Any, path: Path_) -> list[str]:
     """The keys a mapping at ``path`` below ``annotation`` may have (its models' fields)."""
-    current = [annotation]
-    for part in path:
-        below = []
-        for kind in (k for a in current for k in _concrete(a)):
-            if typing.get_origin(kind) in (list, dict):
-                below.append(typing.get_args(kind)[-1])  # part is an index or a key
-            elif isinstance(kind, type) and issubclass(kind, BaseModel):
-                below += [f.annotation for n, f in kind.model_fields.items()
-                          if part in (n, f.alias)]
-        current = below
-    return [f.alias or n for a in current for kind in _concrete(a)
+    return [f.alias or n for a in _annotations_at(annotation, path)[0]
+            for kind in _concrete(a)
             if isinstance(kind, type) and issubclass(kind, BaseModel)
             for n, f in kind.model_fields.items()]
+
+
+def _examples_at(path: Path_) -> list[str]:
+    """How a value at ``path`` of the file looks: the examples of its field (of a list's
+    items, for an item), else its default when that is text."""
+    fields = _annotations_at(Config, path)[1]
+    for info in fields:
+        if info.examples:
+            return [str(e) for e in info.examples]
+    return [info.default for info in fields if isinstance(info.default, str)][:1]
+
+
+def _annotations_at(annotation: Any, path: Path_) -> tuple[list[Any], list[FieldInfo]]:
+    """The annotations a value at ``path`` below ``annotation`` may have, and the fields
+    that describe it, the most specific first (an item's own ``Field``, then its list's)."""
+    current: list[Any] = [annotation]
+    fields: list[FieldInfo] = []
+    for part in path:
+        below: list[Any] = []
+        found: list[FieldInfo] = []
+        for kind in (k for a in current for k in _concrete(a)):
+            if typing.get_origin(kind) in (list, dict):
+                item = typing.get_args(kind)[-1]  # part is an index or a key
+                below.append(item)
+                if typing.get_origin(item) is typing.Annotated:
+                    found += [m for m in item.__metadata__ if isinstance(m, FieldInfo)]
+                found += fields
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                matched = [f for n, f in kind.model_fields.items() if part in (n, f.alias)]
+                below += [f.annotation for f in matched]
+                found += matched
+        current, fields = below, found
+    return current, fields
 
 
 def _concrete(annotation: Any) -> list[Any]:

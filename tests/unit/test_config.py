@@ -341,7 +341,17 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
     "an S3 state bucket name S3 refuses": (
         lambda d: d.update(state={"backend": "s3", "bucket": "My State"}),
         "state.bucket",
-        ['got "My State"']),
+        ['must look like "my-terraform-state" (got "My State"; the pattern is ^[a-z0-9]']),
+    "a region spelled wrong": (
+        lambda d: d.update(region="mars-1"),
+        "region",
+        ['must look like "us-west-2" (got "mars-1"']),
+    "a subnet id of an existing VPC spelled wrong": (
+        lambda d: d["cluster"].update(vpc=None, existing_vpc={
+            "vpc_id": "vpc-0123456789abcdef0",
+            "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-12"]}),
+        "cluster.existing_vpc.private_subnet_ids[1]",
+        ['must look like "subnet-0123456789abcdef0" (got "subnet-12"']),
     "a heartbeat given as text in chart values": (
         lambda d: d["runtimes"][0].update(
             chart_values={"agent": {"env": {"AGENT_HEARTBEAT_SECONDS": "soon"}}}),
