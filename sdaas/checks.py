@@ -276,8 +276,9 @@ def _karpenter_problems(config: Config, karpenter: KarpenterGpuPoolProps | None)
         desired = config.cluster.system_node_group.desired_size
         problems.extend(
             Problem(("cluster", "system_node_group", "desired_size"), text)
-            for text in controller_placement_problems(load_values("karpenter"),
-                                                      system_nodes=desired))
+            for text in controller_placement_problems(
+                load_values("karpenter"), system_nodes=desired,
+                nodes_setting="cluster.system_node_group.desired_size"))
     return problems
 
 

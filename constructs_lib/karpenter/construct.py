@@ -270,14 +270,15 @@ class KarpenterGpuPool(Construct):
 
 
 
-def controller_placement_problems(values: Mapping[str, Any], *, system_nodes: int) -> list[str]:
+def controller_placement_problems(values: Mapping[str, Any], *, system_nodes: int,
+                                  nodes_setting: str = "system_node_desired_size") -> list[str]:
     """Why the Karpenter release with ``values`` could never be ready on ``system_nodes``
-    system nodes (empty: it can)."""
+    system nodes (empty: it can); ``nodes_setting`` names where the node count is set."""
     replicas = int(values.get("replicas", 1))
     if replicas > system_nodes:
         # The chart keeps replicas on different nodes (required pod anti-affinity), and
         # only system nodes may run the controller: the release would never be ready.
         return [f"helm-values/karpenter.yaml runs {replicas} Karpenter replicas, each on its "
                 f"own system node, but the system node group has {system_nodes}: raise "
-                "system_node_desired_size or lower replicas"]
+                f"{nodes_setting} to {replicas}, or lower replicas there"]
     return []

@@ -316,7 +316,8 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
     "Karpenter replicas without system nodes for them": (
         lambda d: d["cluster"]["system_node_group"].update(desired_size=1),
         "cluster.system_node_group.desired_size",
-        ["2 Karpenter replicas", "system node group has 1"]),
+        ["2 Karpenter replicas", "system node group has 1",
+         "raise cluster.system_node_group.desired_size to 2"]),
     "a Karpenter chart too old for the Kubernetes version": (
         lambda d: d["karpenter"].update(chart_version="1.8.0"),
         "karpenter.chart_version",
