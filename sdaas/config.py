@@ -1006,8 +1006,16 @@ def load_config(path: Path | str | None = None, *, cross_checks: bool = True) ->
     try:
         document = read_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(file), [f"not valid YAML: {exc}"]) from None
+        raise ConfigError(str(file), [_yaml_error(exc)]) from None
     return _config(document, str(file), cross_checks=cross_checks)
+
+
+def _yaml_error(error: yaml.YAMLError) -> str:
+    """A YAML syntax error on one line, with where it is in the file."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    return f"not valid YAML{where}: " + (": ".join(p for p in parts if p) or str(error))
 
 
 def json_schema() -> dict[str, Any]:

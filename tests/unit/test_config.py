@@ -116,9 +116,17 @@ def test_a_file_that_is_not_a_mapping_or_not_yaml(tmp_path):
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(listed)
     broken = tmp_path / "broken.yaml"
-    broken.write_text("name: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    broken.write_text("region: us-west-2\nname: [unclosed\n")
+    with pytest.raises(ConfigError) as error:
         load_config(broken)
+    assert error.value.problems == [
+        "not valid YAML at line 3, column 1: while parsing a flow sequence: expected ',' or "
+        "']', but got '<stream end>'"]
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("name: !!python/object:os.system x\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line 1, column 7: could not "
+                                          "determine a constructor for the tag"):
+        load_config(tagged)
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config(tmp_path / "missing.yaml")
     binary = tmp_path / "binary.yaml"
