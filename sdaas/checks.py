@@ -283,33 +283,36 @@ def _karpenter_problems(config: Config, karpenter: KarpenterGpuPoolProps | None)
 
 
 # A problem of the chart values or the scaler, by how it starts: the runtime key it is
-# about, the chart value that key sets (a runtime's chart_values may set it instead), and
-# what else could be changed.
-_RULES: tuple[tuple[str, str, Path_, str], ...] = (
-    ("max_replicas", "max_replicas", ("maxReplicaCount",),
+# about, the chart values that decide it (a runtime's chart_values may set them instead of
+# the key), and what else could be changed.
+_HEARTBEAT_ENV = (("agent", "env", "AGENT_HEARTBEAT_SECONDS"),
+                  ("agent", "env", "AGENT_VISIBILITY_TIMEOUT_SECONDS"))
+_RULES: tuple[tuple[str, str, tuple[Path_, ...], str], ...] = (
+    ("max_replicas", "max_replicas", (("maxReplicaCount",),),
      "lower it, or raise the pool's spot_gpu_limit / on_demand_gpu_limit (karpenter.gpu, or "
      "karpenter.pools.<runtime> for a dedicated pool)"),
-    ("cooldown_period_seconds", "cooldown_period_seconds", ("cooldownPeriodSeconds",), ""),
-    ("fallback_replicas", "fallback_replicas", ("fallback", "replicas"), ""),
+    ("cooldown_period_seconds", "cooldown_period_seconds", (("cooldownPeriodSeconds",),), ""),
+    ("fallback_replicas", "fallback_replicas", (("fallback", "replicas"),), ""),
     ("the pod grace period", "termination_grace_period_seconds",
-     ("terminationGracePeriodSeconds",),
+     (("terminationGracePeriodSeconds",),),
      "change termination_grace_period_seconds (or task_timeout_seconds), or "
      "karpenter.gpu.termination_grace_period / shutdown_margin_seconds"),
-    ("heartbeat_seconds", "heartbeat_seconds", ("agent", "env", "AGENT_HEARTBEAT_SECONDS"),
+    ("heartbeat_seconds", "heartbeat_seconds", _HEARTBEAT_ENV,
      "lower it, or raise queue.visibility_timeout_seconds"),
-    ("agent.env", "chart_values", ("agent", "env"), ""),
+    ("agent.env", "chart_values", (("agent", "env"),), ""),
     ("the Pod Identity association names service account", "chart_values",
-     ("serviceAccount", "name"), "leave serviceAccount.name to the stack"),
-    ("the agent image tag", "agent_image", ("agent", "image", "tag"),
+     (("serviceAccount", "name"),), "leave serviceAccount.name to the stack"),
+    ("the agent image tag", "agent_image", (("agent", "image", "tag"),),
      "name a version in the image reference"),
 )
 
 
 def _rule_problem(text: str, index: int, chart_values: Mapping[str, Any]) -> Problem:
-    for start, key, chart_key, hint in _RULES:
+    for start, key, chart_keys, hint in _RULES:
         if text.startswith(start):
-            if _sets(chart_values, chart_key):
-                return Problem(("runtimes", index, "chart_values", *chart_key), text)
+            for chart_key in chart_keys:
+                if _sets(chart_values, chart_key):
+                    return Problem(("runtimes", index, "chart_values", *chart_key), text)
             return Problem(("runtimes", index, key), f"{text}: {hint}" if hint else text)
     return Problem(("runtimes", index), text)
 

@@ -361,6 +361,11 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
             "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-12"]}),
         "cluster.existing_vpc.private_subnet_ids[1]",
         ['must look like "subnet-0123456789abcdef0" (got "subnet-12"']),
+    "an agent visibility timeout in chart values below twice the heartbeat": (
+        lambda d: d["runtimes"][0].update(
+            chart_values={"agent": {"env": {"AGENT_VISIBILITY_TIMEOUT_SECONDS": 40}}}),
+        "runtimes[0].chart_values.agent.env.AGENT_VISIBILITY_TIMEOUT_SECONDS",
+        ["at most half the visibility timeout the agent sets (40 s)"]),
     "a heartbeat given as text in chart values": (
         lambda d: d["runtimes"][0].update(
             chart_values={"agent": {"env": {"AGENT_HEARTBEAT_SECONDS": "soon"}}}),
