@@ -45,6 +45,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from constructs_lib.models import checkpoint_name_problems
+from constructs_lib.tags import check_tags
 from task_contract import LONG_POLL_SECONDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -695,11 +696,9 @@ class RuntimeConfig(_Model):
 
 
 def _tags(value: dict[str, str]) -> dict[str, str]:
-    for key, text in value.items():
-        if not 1 <= len(key) <= 128 or len(text) > 256:
-            raise ValueError(f'tag "{key[:40]}": keys are 1-128 characters, values at most 256')
-        if key.lower().startswith("aws:"):
-            raise ValueError(f'tag "{key}": the aws: prefix is reserved for AWS')
+    problems = check_tags(value.items())
+    if problems:
+        raise ValueError("; ".join(p.removeprefix("tags: ") for p in problems))
     return value
 
 

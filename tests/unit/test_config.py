@@ -379,6 +379,11 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str, list[str]]] = {
         lambda d: d["cluster"].update(cloudwatch_observability_version=True),
         "cluster.cloudwatch_observability_version",
         ["a pinned add-on version like v6.2.0-eksbuild.1, or false (got true)"]),
+    "tags AWS refuses": (
+        lambda d: d.update(tags={"aws:team": "x", "team": "x" * 257}),
+        "tags",
+        ['"aws:team" uses the reserved prefix aws:',
+         '"team" is longer than AWS allows (key 128, value 256 characters)']),
     "an add-on version for another Kubernetes": (
         lambda d: d["cluster"].update(kubernetes_version="1.34"),
         "cluster.addons.kube-proxy",
