@@ -1,5 +1,6 @@
 """Whatever the configuration file holds, ``main.py`` synthesizes or lists the problems and
-exits 2, never a traceback; and ``python -m sdaas.config`` accepts exactly what synth accepts.
+exits 2, never a traceback, each problem at a place of the file; and ``python -m
+sdaas.config`` accepts exactly what synth accepts.
 
 Hypothesis starts from the example configuration and mutates it: keys set to values of the
 wrong type, out of range or contradicting other keys, keys removed, unknown keys added, chart
@@ -141,6 +142,26 @@ def configurations(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
+def _is_a_place_in_the_file(path: tuple, data: Any) -> bool:
+    """Every step of ``path`` is a list index, a key the file has there, a key the file may
+    have there, or a key of a mapping whose keys are the user's (runtime names), anything
+    below a mapping of free values (chart values)."""
+    node: Any = data
+    for end, part in enumerate(path):
+        prefix = path[:end]
+        kinds = [k for a in config_module._annotations_at(Config, prefix)[0]
+                 for k in config_module._concrete(a)]
+        if any(k is Any for k in kinds):
+            return True
+        own = isinstance(node, dict | list) and (part in node if isinstance(node, dict)
+                                                  else isinstance(part, int))
+        free = any(typing.get_origin(k) is dict for k in kinds)
+        if not (own or free or part in config_module.keys_at(Config, prefix)):
+            return False
+        node = node[part] if own else None
+    return True
+
+
 def _run(entry: typing.Callable[[], int], file: Path, outdir: Path) -> tuple[int, str]:
     saved = {k: os.environ.get(k) for k in ("SD_CONFIG", "CDKTF_OUTDIR")}
     os.environ.update(SD_CONFIG=str(file), CDKTF_OUTDIR=str(outdir))
@@ -158,7 +179,7 @@ def _run(entry: typing.Callable[[], int], file: Path, outdir: Path) -> tuple[int
 
 
 @pytest.mark.slow
-@settings(max_examples=int(os.environ.get("SD_CONFIG_EXAMPLES", "120")), deadline=None,
+@settings(max_examples=int(os.environ.get("SD_CONFIG_EXAMPLES", "100")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(data=configurations())
@@ -172,6 +193,9 @@ def test_synth_succeeds_or_lists_problems_and_the_checker_agrees(synthesized, tm
     assert check_code == synth_code, (synth_err, check_err)
     if synth_code == 2:
         assert synth_err == check_err
+        document = config_module.read_yaml(file.read_text())
+        for problem in config_module.problems_of(document):
+            assert _is_a_place_in_the_file(problem.path, document.data), problem
         head, *problems = synth_err.rstrip("\n").split("\n")
         assert head == f"{file}: {len(problems)} problem(s) in the configuration:"
         for line in problems:
