@@ -1,9 +1,10 @@
-"""Notices that a client cancelled a task while it runs (``POST /v1alpha2/tasks/{id}/cancel``).
+"""Notices that a client cancelled a task the agent holds (``POST /v1alpha2/tasks/{id}/cancel``).
 
-Every task waiting for the runtime (prefetched) or running on it is registered here; a background thread reads the status of each
-one from the task table at most every ``AGENT_CANCEL_POLL_SECONDS`` (one read a task per
-interval, however often the runtime adapter polls its runtime) and hands the ones whose
-record says ``cancelled`` to ``on_cancel``, once each.
+Every task waiting for the runtime (prefetched) or running on it is registered here; a
+background thread reads the status of each one from the task table at most every
+``AGENT_CANCEL_POLL_SECONDS`` (one read a task per interval, however often the runtime
+adapter polls its runtime) and hands the ones whose record says ``cancelled`` to
+``on_cancel``, once each.
 """
 
 from __future__ import annotations
