@@ -1,6 +1,6 @@
-"""The task table (schema and rules in docs/contracts.md): create, read, mark published, and
-the dead-letter consumer's writes (fail a dead-lettered task once, stamp one the agent
-failed, mark its result published).
+"""The task table (schema and rules in docs/contracts.md): create, read, mark published,
+cancel, and the dead-letter consumer's writes (fail a dead-lettered task once, stamp one the
+agent failed, mark its result published).
 
 Items are converted with boto3's DynamoDB type (de)serialisers; numbers come back as
 ``int`` or ``float`` rather than ``Decimal``. Attribute names, status values and value
@@ -18,12 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambda_src import aws
 from lambda_src.validation import Submission
 from task_contract.record import (
-    COMPLETED,
+    CANCELLED,
     FAILED,
     QUEUED,
     Fields,
     encode_context,
     expires_at,
+    not_final,
     plain,
     timestamp,
 )
@@ -36,7 +37,8 @@ def _to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in record.items()}
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a record of plain JSON values."""
     return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
@@ -86,7 +88,7 @@ def create(table: str, record: dict[str, Any], now: datetime) -> dict[str, Any] 
             raise aws.classify("dynamodb", "PutItem", exc) from exc
         old = exc.response.get("Item")
         if old:
-            return _from_item(old)
+            return from_item(old)
         existing = get(table, record[Fields.ID])
         # Deleted between the two calls: report as a (transient) conflict to retry.
         if existing is None:
@@ -109,7 +111,7 @@ def get(table: str, task_id: str) -> dict[str, Any] | None:
         ConsistentRead=True,
     )
     item = response.get("Item")
-    return _from_item(item) if item else None
+    return from_item(item) if item else None
 
 
 def mark_published(table: str, task_id: str, sha256: str) -> None:
@@ -135,6 +137,7 @@ def fail_dead_lettered(table: str, task_id: str, error: dict[str, Any],
     """Mark a task ``failed`` with ``error`` and stamp ``dead_lettered_at``, only if its
     record exists and its status is not final: the whole record after the write, or ``None``
     when the condition held it back (no record, or final already: a duplicate delivery)."""
+    condition, finals = not_final()
     try:
         answer = aws.call(
             "dynamodb", "UpdateItem", aws.client("dynamodb").update_item,
@@ -142,23 +145,22 @@ def fail_dead_lettered(table: str, task_id: str, error: dict[str, Any],
             Key={Fields.ID: {"S": task_id}},
             UpdateExpression=("SET #status = :failed, #error = :error, #updated = :now, "
                               "#dead = :now, #published = :false"),
-            ConditionExpression=("attribute_exists(#id) AND "
-                                 "NOT (#status IN (:completed, :failed))"),
+            ConditionExpression=f"attribute_exists(#id) AND ({condition})",
             ExpressionAttributeNames={
                 "#id": Fields.ID, "#status": Fields.STATUS, "#error": Fields.ERROR,
                 "#updated": Fields.UPDATED_AT, "#dead": Fields.DEAD_LETTERED_AT,
                 "#published": Fields.RESULT_PUBLISHED},
             ExpressionAttributeValues={
-                ":failed": {"S": FAILED}, ":completed": {"S": COMPLETED},
-                ":error": _serializer.serialize(error), ":now": {"S": stamp},
-                ":false": {"BOOL": False}},
+                ":failed": {"S": FAILED}, ":error": _serializer.serialize(error),
+                ":now": {"S": stamp}, ":false": {"BOOL": False},
+                **{name: {"S": value} for name, value in finals.items()}},
             ReturnValues="ALL_NEW",
         )
     except aws.DependencyError as exc:
         if _condition_failed(exc):
             return None
         raise
-    return _from_item(answer.get("Attributes") or {})
+    return from_item(answer.get("Attributes") or {})
 
 
 def stamp_dead_lettered(table: str, task_id: str, stamp: str) -> None:
@@ -191,3 +193,33 @@ def mark_result_published(table: str, task_id: str) -> None:
         ExpressionAttributeNames={"#id": Fields.ID, "#published": Fields.RESULT_PUBLISHED},
         ExpressionAttributeValues={":true": {"BOOL": True}},
     )
+
+
+def cancel(table: str, task_id: str, now: datetime) -> tuple[dict[str, Any] | None, bool]:
+    """Set a live, not final task ``cancelled``: ``(record, True)`` with the record as written;
+    else ``(record, False)`` with the record as it is (``None``: no such task)."""
+    condition, finals = not_final()
+    values = {":cancelled": CANCELLED, ":now": timestamp(now),
+              ":epoch": int(now.timestamp()), **finals}
+    try:
+        answer = aws.client("dynamodb").update_item(
+            TableName=table,
+            Key={Fields.ID: {"S": task_id}},
+            UpdateExpression="SET #status = :cancelled, #updated = :now",
+            ConditionExpression=(f"attribute_exists(#id) AND ({condition}) AND "
+                                 "(attribute_not_exists(#expires) OR #expires >= :epoch)"),
+            ExpressionAttributeNames={"#id": Fields.ID, "#status": Fields.STATUS,
+                                      "#updated": Fields.UPDATED_AT,
+                                      "#expires": Fields.EXPIRES_AT},
+            ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise aws.classify("dynamodb", "UpdateItem", exc) from exc
+        old = exc.response.get("Item")
+        return (from_item(old) if old else None), False
+    except BotoCoreError as exc:
+        raise aws.classify("dynamodb", "UpdateItem", exc) from exc
+    return from_item(answer.get("Attributes") or {}), True

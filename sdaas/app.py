@@ -145,8 +145,9 @@ def _backend(stack: TerraformStack, config: Config) -> None:
         LocalBackend(stack, path=state.path)
     else:
         S3Backend(stack, bucket=state.bucket, key=state.key,
-                  region=state.region or config.region, encrypt=True,
-                  use_lockfile=state.use_lockfile)
+                  region=state.region or config.region, encrypt=True)
+        # The S3Backend of CDKTF 0.20 predates S3 native locking (Terraform >= 1.10).
+        stack.add_override("terraform.backend.s3.use_lockfile", state.use_lockfile)
 
 
 def _aws_provider(stack: TerraformStack, config: Config, emulation: Emulation | None) -> None:
@@ -268,6 +269,7 @@ def _dashboard(stack: TerraformStack, config: Config, built: Built) -> None:
             region=config.region, api_name=ingress.api_name, stage_name=ingress.stage_name,
             function_names={"ingest": ingress.ingest_function_name,
                             "status": ingress.status_function_name,
+                            "cancel": ingress.cancel_function_name,
                             "dead letters": ingress.dead_letter_function_name},
             runtimes=[RuntimeSource(name=n, queue_name=queues[n].queue_name,
                                     dlq_name=queues[n].dlq_name or "", namespace=rt.namespace)
