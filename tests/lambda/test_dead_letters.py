@@ -237,6 +237,26 @@ def test_a_completed_task_is_left_alone(consumer: Consumer) -> None:
     assert len(consumer.kept()) == 1
 
 
+def test_a_cancelled_task_stays_cancelled_and_its_result_goes_out_once(
+        consumer: Consumer) -> None:
+    """Cancelled while its agent kept dying: no agent will report it, so the consumer
+    publishes the cancelled result once and writes no failure over it."""
+    body = _submitted(consumer.account, "cancel-1", status="cancelled")
+    cancelled_at = timestamp(NOW - timedelta(minutes=5))
+    consumer.account.ddb.update_item(
+        TableName="sdaas-tasks", Key={"id": {"S": "cancel-1"}},
+        UpdateExpression="SET updated_at = :t", ExpressionAttributeValues={
+            ":t": {"S": cancelled_at}})
+    assert consumer.handle(consumer.record(body)) == ["republished"]
+    assert consumer.handle(consumer.record(body, message_id="m-2")) == ["already_reported"]
+    record = consumer.account.record("cancel-1")
+    assert (record["status"], record.get("error")) == ("cancelled", None)
+    assert "dead_lettered_at" not in record  # a redrive does not run a cancelled task
+    [result] = consumer.results()
+    assert (result["body"]["status"], result["body"]["result"]) == ("cancelled", False)
+    assert len(consumer.kept()) == 2
+
+
 @pytest.mark.parametrize(("body", "outcome"), [
     (json.dumps({"metadata": {"id": "published-directly", "runtime": "sdruntime",
                               "tasktype": "text-to-image"}, "content": {}}), "no_record"),
