@@ -196,7 +196,8 @@ def test_dependency_errors_map_to_502_and_503() -> None:
     transient = api.dependency_error(
         DependencyError("sns", "Publish", "Throttling", True), "publish_failed", "x"
     )
-    assert (transient.status, transient.code, transient.headers) == (503, "publish_failed", {"Retry-After": "1"})
+    assert (transient.status, transient.code, transient.headers) == (
+        503, "publish_failed", {"Retry-After": "1"})
     permanent = api.dependency_error(
         DependencyError("sns", "Publish", "AuthorizationError", False), "publish_failed", "x"
     )
