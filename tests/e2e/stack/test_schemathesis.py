@@ -36,9 +36,9 @@ from tests.e2e.stack.conftest import SCHEMATHESIS_CASES, Deployed
 pytestmark = [pytest.mark.slow, pytest.mark.terraform, pytest.mark.emulator]
 
 SEED = 15
-MAX_EXAMPLES = 20  # generated cases per operation and generation mode
-SCENARIOS = 15
-STEPS_PER_SCENARIO = 4
+MAX_EXAMPLES = 50  # generated cases per operation and generation mode
+SCENARIOS = 30
+STEPS_PER_SCENARIO = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 WORK_BOUNDS = {"n_iter": 1, "batch_size": 1, "width": 64, "height": 64}
