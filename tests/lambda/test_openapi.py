@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from constructs_lib.ingress import api as api_construct
@@ -24,7 +25,7 @@ from task_contract.record import STATUSES
 from task_contract.task import check_task
 
 from .openapi_support import DOCUMENT, assert_conforms, schema_named, validator
-from .support import DOMAIN, STAGE, event
+from .support import DOMAIN, FIXTURES, RUNTIMES, STAGE, event, fixture
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME_TYPES = {"sdruntime": "sdwebui", "comfyui": "comfyui", "second": "sdwebui"}
@@ -292,3 +293,16 @@ def test_numbers_in_the_document_are_finite():
                 walk(item)
 
     walk(DOCUMENT)
+
+
+@pytest.mark.parametrize("name", sorted(
+    str(path.relative_to(FIXTURES)) for path in FIXTURES.glob("v1alpha*/*.json")))
+def test_the_guidance_request_files_are_valid_for_the_document(name):
+    """What the Guidance's clients send is what the document describes (for a stack with
+    the test runtimes)."""
+    doc = openapi.document({n: spec["type"] for n, spec in RUNTIMES.items()})
+    schema = "V1alpha2Request" if name.startswith("v1alpha2") else "V1alpha1Request"
+    check = Draft202012Validator({"$ref": f"#/components/schemas/{schema}",
+                                  "components": doc["components"]})
+    problems = [e.message for e in check.iter_errors(fixture(name))]
+    assert not problems, problems
