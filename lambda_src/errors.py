@@ -38,7 +38,8 @@ ERRORS: Mapping[str, ErrorCode] = {
              "numbers out of range, or nests deeper than 64 levels"),
     "invalid_request": ErrorCode(
         statuses=(400,), operations=(*SUBMISSIONS, GET_TASK),
-        when="a field breaks a rule (every problem listed in details); an invalid task id"),
+        when="a field breaks a rule (every problem listed in details), or the task id in "
+             "the path is not a valid id"),
     "not_found": ErrorCode(
         statuses=(404,), operations=(GET_TASK,),
         when="no task with this id, or its record expired (a handler reached on a path "

@@ -141,14 +141,17 @@ def task_id() -> dict[str, Any]:
 def prefix() -> dict[str, Any]:
     segment = PREFIX_SEGMENT.pattern
     reserved = ", ".join(f"'{name}/'" for name in RESERVED_PREFIXES)
+    # No maxLength: the limit applies once trailing slashes are removed, which a length
+    # keyword cannot say; the document accepts more rather than refuse what the API takes.
     return {
-        "type": ["string", "null"], "maxLength": MAX_PREFIX_CHARS,
+        "type": ["string", "null"],
         "pattern": f"^{segment}(?:/{segment})*/*$",
         "default": DEFAULT_PREFIX,
         "description": (
             "The output key prefix: segments of A-Z a-z 0-9 . _ - separated by /, no leading "
-            f"/, no '.' or '..' segment, not under the reserved {reserved}; a trailing / is "
-            f"removed; null or absent means '{DEFAULT_PREFIX}'."),
+            f"/, no '.' or '..' segment, not under the reserved {reserved}, at most "
+            f"{MAX_PREFIX_CHARS} characters once trailing slashes are removed; null or "
+            f"absent means '{DEFAULT_PREFIX}'."),
     }
 
 
@@ -190,13 +193,23 @@ def _tasks(runtimes: Mapping[str, str] | None) -> dict[str, Any]:
     return schemas
 
 
+def v1alpha1_request() -> dict[str, Any]:
+    """The legacy body, or the early reference client's ``{"task": <legacy body>}``."""
+    return {
+        "description": "The reference's legacy body (V1alpha1Body); an early reference client "
+                       "wrapped it in {\"task\": ...}, which is accepted too.",
+        "anyOf": [_ref("V1alpha1Body"), {
+            "type": "object", "required": ["task"], "not": {"required": ["alwayson_scripts"]},
+            "properties": {"task": _ref("V1alpha1Body")}}],
+    }
+
+
 def v1alpha1_body() -> dict[str, Any]:
     tasktypes = list(TASKTYPES["sdwebui"])
     return {
-        "description": "The reference's legacy body: an SD WebUI body whose alwayson_scripts "
-                       "carries the routing keys (an early form wrapped in {\"task\": ...} is "
-                       "accepted too). It is routed to the sdwebui runtime serving the "
-                       "checkpoint, else to one loading models on demand.",
+        "description": "An SD WebUI body whose alwayson_scripts carries the routing keys. It "
+                       "is routed to the sdwebui runtime serving the checkpoint, else to one "
+                       "loading models on demand.",
         "allOf": [_ref("SdWebuiContent"), {
             "type": "object", "required": ["alwayson_scripts"],
             "properties": {"alwayson_scripts": {
@@ -282,8 +295,8 @@ def _describe(codes: list[str]) -> str:
     lines = []
     for code in codes:
         when = ERRORS[code].when if code in ERRORS else GATEWAY_ERRORS[code][1]
-        lines.append(f"`{code}`: {when}")
-    return "; ".join(lines)
+        lines.append(f"- `{code}`: {when}")
+    return "\n".join(lines)
 
 
 def _error_response(status: int, codes: list[str]) -> dict[str, Any]:
@@ -400,7 +413,8 @@ def document(runtimes: Mapping[str, str] | None = None,
             "description": f"A JSON object (UTF-8, finite numbers, nesting at most "
                            f"{MAX_JSON_DEPTH} levels).",
             "properties": {"task": {"oneOf": [_ref(name) for name in tasks]}}},
-        "V1alpha1Request": v1alpha1_body(),
+        "V1alpha1Request": v1alpha1_request(),
+        "V1alpha1Body": v1alpha1_body(),
         **response_schemas(),
     }
     unrouted = {

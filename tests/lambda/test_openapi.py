@@ -19,10 +19,10 @@ from constructs_lib.ingress import api as api_construct
 from lambda_src import errors, openapi, status
 from lambda_src.api import ApiError
 from task_contract.content import SDWEBUI_NUMBERS, SDWEBUI_TEXTS, check_sdwebui
-from task_contract.metadata import TASKTYPES, check_id, check_prefix
+from task_contract.metadata import MAX_PREFIX_CHARS, TASKTYPES, check_id, check_prefix
 from task_contract.problems import Problems
 from task_contract.record import STATUSES
-from task_contract.task import check_task
+from task_contract.task import check_task, check_v1alpha1
 
 from .openapi_support import DOCUMENT, assert_conforms, schema_named, validator
 from .support import DOMAIN, FIXTURES, RUNTIMES, STAGE, event, fixture
@@ -306,3 +306,18 @@ def test_the_guidance_request_files_are_valid_for_the_document(name):
                                   "components": doc["components"]})
     problems = [e.message for e in check.iter_errors(fixture(name))]
     assert not problems, problems
+
+
+def test_the_wrapped_legacy_form_is_documented_as_the_api_takes_it():
+    body = fixture("v1alpha1/t2i.json")
+    check = schema_named("V1alpha1Request")
+    assert check.is_valid(body) and check.is_valid({"task": body})
+    assert not check.is_valid({"task": body, "alwayson_scripts": {}})
+    problems = Problems()
+    assert check_v1alpha1({"task": body}, lambda _: "sdruntime", str, problems) is not None
+
+
+def test_a_prefix_at_the_limit_with_trailing_slashes_is_taken_by_both():
+    value = "a" * MAX_PREFIX_CHARS + "//"
+    assert check_prefix(value, "prefix", Problems()) is not None
+    assert _schema_accepts("Prefix", value)

@@ -4,9 +4,10 @@ The document is fetched from ``GET /v1alpha2/openapi.json`` with the API key (so
 the stack's runtimes and its URL). Every operation gets its explicit examples, Schemathesis'
 coverage cases and generated cases, valid and invalid; then stateful scenarios follow the
 document's links (a submission's id into every operation on ``/v1alpha2/tasks/{id}...``).
-Checks: no 5xx, and every status code, content type, header and body conforms to the
-document. The run is bounded (``MAX_EXAMPLES``, a fixed seed, derandomized) and its number
-of generated cases is printed in the terminal summary.
+Checks: no 5xx, every status code, content type, header and body conforms to the document,
+and a request the document calls invalid is refused. The run is bounded (``MAX_EXAMPLES``,
+a fixed seed, derandomized) and its number of generated cases is printed in the terminal
+summary.
 
 Accepted tasks are run by the preview runtime; valid sizes and counts above small bounds are
 lowered to those bounds before sending (still valid, so no verdict changes), keeping that
@@ -24,6 +25,7 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -39,8 +41,10 @@ SEED = 15
 MAX_EXAMPLES = 50  # generated cases per operation and generation mode
 SCENARIOS = 30
 STEPS_PER_SCENARIO = 5
+# negative_data_rejection: what breaks the document is refused, so the document is never
+# stricter than the API (it is looser where JSON Schema cannot say a rule).
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+          response_headers_conformance, response_schema_conformance, negative_data_rejection]
 WORK_BOUNDS = {"n_iter": 1, "batch_size": 1, "width": 64, "height": 64}
 
 SCHEMA = schemathesis.pytest.from_fixture("api_schema")
