@@ -17,9 +17,11 @@ from dataclasses import dataclass
 SUBMIT_TASK = "submitTask"
 SUBMIT_LEGACY_TASK = "submitLegacyTask"
 GET_TASK = "getTask"
+CANCEL_TASK = "cancelTask"
 GET_OPENAPI = "getOpenApiDocument"
-OPERATIONS = (SUBMIT_TASK, SUBMIT_LEGACY_TASK, GET_TASK, GET_OPENAPI)
+OPERATIONS = (SUBMIT_TASK, SUBMIT_LEGACY_TASK, GET_TASK, CANCEL_TASK, GET_OPENAPI)
 SUBMISSIONS = (SUBMIT_TASK, SUBMIT_LEGACY_TASK)
+ON_A_TASK = (GET_TASK, CANCEL_TASK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,11 +39,11 @@ ERRORS: Mapping[str, ErrorCode] = {
         when="the body is empty, not UTF-8, bad base64, not JSON, holds NaN/Infinity or "
              "numbers out of range, or nests deeper than 64 levels"),
     "invalid_request": ErrorCode(
-        statuses=(400,), operations=(*SUBMISSIONS, GET_TASK),
+        statuses=(400,), operations=(*SUBMISSIONS, *ON_A_TASK),
         when="a field breaks a rule (every problem listed in details), or the task id in "
              "the path is not a valid id"),
     "not_found": ErrorCode(
-        statuses=(404,), operations=(GET_TASK,),
+        statuses=(404,), operations=ON_A_TASK,
         when="no task with this id, or its record expired (a handler reached on a path "
              "that is not its route answers it too)"),
     "method_not_allowed": ErrorCode(
@@ -51,6 +53,10 @@ ERRORS: Mapping[str, ErrorCode] = {
     "id_conflict": ErrorCode(
         statuses=(409,), operations=SUBMISSIONS,
         when="the id was already submitted with a different task"),
+    "task_final": ErrorCode(
+        statuses=(409,), operations=(CANCEL_TASK,),
+        when="the task is already completed or failed (its status in details): only a "
+             "queued or running task can be cancelled"),
     "payload_too_large": ErrorCode(
         statuses=(413,), operations=SUBMISSIONS,
         when="the body is larger than the function's MAX_BODY_BYTES"),
@@ -61,7 +67,7 @@ ERRORS: Mapping[str, ErrorCode] = {
         statuses=(500,), operations=OPERATIONS,
         when="a bug (logged with the exception type and code locations)"),
     "task_table_failed": ErrorCode(
-        statuses=(502, 503), operations=(*SUBMISSIONS, GET_TASK),
+        statuses=(502, 503), operations=(*SUBMISSIONS, *ON_A_TASK),
         when="DynamoDB refused the call (502) or is throttling or unreachable (503)"),
     "publish_failed": ErrorCode(
         statuses=(502, 503), operations=SUBMISSIONS,
@@ -70,7 +76,7 @@ ERRORS: Mapping[str, ErrorCode] = {
         statuses=(502, 503), operations=SUBMISSIONS,
         when="storing a large task in S3 was refused (502) or S3 is unreachable (503)"),
     "presign_failed": ErrorCode(
-        statuses=(502, 503), operations=(GET_TASK,),
+        statuses=(502, 503), operations=ON_A_TASK,
         when="signing an output URL failed (502) or is temporarily impossible (503)"),
 }
 

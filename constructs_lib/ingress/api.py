@@ -31,9 +31,10 @@ class RestApi:
     usage_plan: Any
 
 
-def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
+def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status, cancel,
              key_arn: str, partition: str, region: str, account_id: str) -> RestApi:
-    """The REST API, its routes to ``ingest`` and ``status``, stage, logs, key and plan.
+    """The REST API, its routes to ``ingest``, ``status`` and ``cancel``, stage, logs, key
+    and plan.
 
     Every route is documented in the OpenAPI document (``lambda_src/openapi.py``, served at
     ``GET /v1alpha2/openapi.json``); tests/synth/test_openapi_routes.py holds the two equal."""
@@ -61,11 +62,14 @@ def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
         scope, "ResourceTask", rest_api_id=api.id, parent_id=tasks.id, path_part="{id}")
     document = aws.api_gateway_resource.ApiGatewayResource(
         scope, "ResourceOpenApi", rest_api_id=api.id, parent_id=v2.id, path_part="openapi.json")
+    task_cancel = aws.api_gateway_resource.ApiGatewayResource(
+        scope, "ResourceTaskCancel", rest_api_id=api.id, parent_id=task.id, path_part="cancel")
     routes = [
         ("PostV1alpha2", v2, "POST", ingest, None),
         ("PostV1alpha1", v1, "POST", ingest, None),
         ("GetTask", task, "GET", status, {"method.request.path.id": True}),
         ("GetOpenApi", document, "GET", status, None),
+        ("CancelTask", task_cancel, "POST", cancel, {"method.request.path.id": True}),
     ]
     deployment_inputs = []
     integrations = []
@@ -83,7 +87,7 @@ def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
         )
         integrations.append(integration)
         deployment_inputs.append(f"{key}:{verb}:{function.node.path}")
-    for function, key in ((ingest, "Ingest"), (status, "Status")):
+    for function, key in ((ingest, "Ingest"), (status, "Status"), (cancel, "Cancel")):
         aws.lambda_permission.LambdaPermission(
             scope, f"Invoke{key}", action="lambda:InvokeFunction",
             function_name=function.function_name, principal="apigateway.amazonaws.com",

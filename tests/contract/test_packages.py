@@ -45,17 +45,19 @@ def run_alone(path_entries: list[str], code: str, env: dict[str, str] | None = N
 LAMBDA_CODE = """
 import json
 import lambda_src, task_contract
-from lambda_src import ingest, status
+from lambda_src import cancel, ingest, status
 task = {"metadata": {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image",
                      "prefix": "_requests/t-0"}, "content": {"steps": "16"}}
 posted = ingest.handler({"httpMethod": "POST", "resource": "/v1alpha2",
                          "body": json.dumps({"task": task})}, None)
 looked_up = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/tasks/{id}",
                             "pathParameters": {"id": "a b"}}, None)
+cancelled = cancel.handler({"httpMethod": "POST", "resource": "/v1alpha2/tasks/{id}/cancel",
+                            "pathParameters": {"id": "a b"}}, None)
 document = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/openapi.json"}, None)
 print(json.dumps({"files": [lambda_src.__file__, task_contract.__file__],
                   "ingest": [posted["statusCode"], json.loads(posted["body"])],
-                  "status": looked_up["statusCode"],
+                  "status": looked_up["statusCode"], "cancel": cancelled["statusCode"],
                   "document": [document["statusCode"], json.loads(document["body"])]}))
 """
 LAMBDA_ENV = {"TASK_TABLE": "tasks", "OUTPUT_BUCKET": "outputs", "INPUT_TOPIC_ARN": "arn:t",
@@ -77,7 +79,7 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     assert code == 400
     assert [d["path"] for d in body["error"]["details"]] == [
         "task.metadata.prefix", "task.content.steps"]
-    assert ran["status"] == 400
+    assert ran["status"] == ran["cancel"] == 400
     code, document = ran["document"]  # the OpenAPI document needs nothing outside the zip
     assert code == 200
     assert document == openapi.document({"sdruntime": "sdwebui"})

@@ -232,9 +232,9 @@ def test_the_served_document_names_the_stacks_runtimes_per_type():
 def test_links_lead_from_every_submission_to_every_operation_on_a_task():
     operations = _operations(DOCUMENT)
     on_a_task = {op.operation_id for op in openapi.OPERATIONS if "{id}" in op.path}
-    assert on_a_task == {errors.GET_TASK}
+    assert on_a_task == {errors.GET_TASK, errors.CANCEL_TASK}
     for source, field in ((errors.SUBMIT_TASK, "id"), (errors.SUBMIT_LEGACY_TASK, "id_task"),
-                          (errors.GET_TASK, "id")):
+                          (errors.GET_TASK, "id"), (errors.CANCEL_TASK, "id")):
         (success,) = [r for code, r in operations[source]["responses"].items()
                       if code.startswith("2")]
         assert success["links"] == {
