@@ -39,13 +39,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     by_phase = Counter()
     for (phase, _, _), count in SCHEMATHESIS_CASES.items():
         by_phase[phase] += count
-    statuses = Counter()
-    for (_, _, status), count in SCHEMATHESIS_CASES.items():
+    statuses, operations = Counter(), Counter()
+    for (_, operation, status), count in SCHEMATHESIS_CASES.items():
         statuses[status] += count
+        operations[operation] += count
     terminalreporter.write_line(
         f"schemathesis: {sum(by_phase.values())} generated cases sent to the local stack "
         f"({', '.join(f'{phase} {n}' for phase, n in sorted(by_phase.items()))}; by status: "
-        f"{', '.join(f'{status} {n}' for status, n in sorted(statuses.items()))})")
+        f"{', '.join(f'{status} {n}' for status, n in sorted(statuses.items()))}; by "
+        f"operation: {', '.join(f'{op} {n}' for op, n in sorted(operations.items()))})")
 
 
 @dataclass

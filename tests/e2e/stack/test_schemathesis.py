@@ -116,8 +116,11 @@ def test_stateful_scenarios_follow_the_links(api_schema: Any, deployed: Deployed
         deadline=None, database=None,
         suppress_health_check=list(hypothesis.HealthCheck)))
     ran = Counter({k: v for k, v in SCHEMATHESIS_CASES.items() if k[0] == "stateful"}) - before
-    # The scenarios reached a task through a link: a status read of a submitted id.
+    # The scenarios reached tasks through the links: a status read and a cancel of a
+    # submitted id (cancelled, or already final when the preview finished it first).
     assert ran[("stateful", errors.GET_TASK, 200)] > 0, dict(ran)
+    assert ran[("stateful", errors.CANCEL_TASK, 202)] + \
+        ran[("stateful", errors.CANCEL_TASK, 409)] > 0, dict(ran)
 
 
 def test_the_stateless_run_reached_every_operation_and_an_acceptance() -> None:
