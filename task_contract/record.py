@@ -44,6 +44,7 @@ class Fields:
     TIMINGS: Final = "timings"
     RESULT_PUBLISHED: Final = "result_published"
     EXPIRES_AT: Final = "expires_at"
+    WEBHOOK: Final = "webhook"  # {"url", "events"} as ingest checked it; absent: none
 
 
 def timestamp(moment: datetime) -> str:
