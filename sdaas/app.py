@@ -226,6 +226,11 @@ def _ingress_outputs(stack: TerraformStack, ingress: ServerlessIngress, config: 
          "Task queue URL per runtime"),
         ("dead_letter_queue_urls", {n: q.dlq_url for n, q in queues.items()},
          "Dead-letter queue URL per runtime"),
+        ("webhook_secret_arn", ingress.webhook_secret_arn,
+         "Secrets Manager secret signing webhook deliveries"),
+        ("webhook_function", ingress.webhook_function_name, "The webhook deliverer Lambda"),
+        ("webhook_dead_letter_queue_url", ingress.webhook_dlq_url,
+         "Webhook deliveries that failed every attempt"),
     ])
 
 

@@ -32,6 +32,8 @@ class ServerlessIngressProps:
     quota_per_day: int | None = None
     visibility_timeout_seconds: int = 300
     max_receive_count: int = 3
+    # Attempts of one webhook delivery before it goes to the webhook dead-letter queue.
+    webhook_max_attempts: int = 8
     message_retention_seconds: int = 345_600
     dlq_message_retention_seconds: int = 1_209_600
     oldest_message_alarm_seconds: int = 900
@@ -63,6 +65,9 @@ class ServerlessIngressProps:
             )
         if not 1 <= self.max_receive_count <= 1000:
             problems.append(f"max_receive_count must be 1..1000 (got {self.max_receive_count})")
+        if not 1 <= self.webhook_max_attempts <= 1000:
+            problems.append(
+                f"webhook_max_attempts must be 1..1000 (got {self.webhook_max_attempts})")
         if not 0 <= self.visibility_timeout_seconds <= 43_200:
             problems.append(
                 "visibility_timeout_seconds must be 0..43200 "

@@ -57,7 +57,7 @@ def poll_once(sqs: Any, queue_url: str, queue_arn: str, region: str, handler: Ha
         return 0
     try:
         result = handler(sqs_event(messages, queue_arn, region), None)
-    except Exception as exc:  # noqa: BLE001 - Lambda would log it and retry the batch
+    except Exception as exc:  # Lambda would log it and retry the batch
         print(json.dumps({"event": "webhook_handler_failed", "exception": type(exc).__name__,
                           "trace": traceback.format_exc(limit=5)}), flush=True)
         return len(messages)
@@ -90,7 +90,7 @@ class Poller:
         while not self._stop.is_set():
             try:
                 poll_once(*self._args, batch_size=self._batch_size)
-            except Exception as exc:  # noqa: BLE001 - the emulator restarting: try again
+            except Exception as exc:  # the emulator restarting: try again
                 print(json.dumps({"event": "webhook_poll_failed",
                                   "exception": type(exc).__name__}), flush=True)
                 self._stop.wait(1.0)
