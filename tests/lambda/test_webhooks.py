@@ -1,0 +1,376 @@
+"""The webhook deliverer against an emulated account and a receiver on loopback.
+
+The path is the deployed one: ingest records the task (with its webhook), the result
+message goes to a result topic, SNS delivers it raw to a delivery queue with a redrive
+policy, and local mode's poller (the stand-in for Lambda's SQS poller) hands batches to
+``lambda_src.webhooks.handler``. Deliveries are verified with the verifier printed in
+docs/contracts.md, extracted from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from lambda_src import config, webhooks
+from sdaas.local.webhooks import poll_once
+from task_contract.result import result_message
+
+from .support import Account, t2i
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
+SECRET = "s3cr3t-signing-value-for-tests"
+NOW = 1_760_000_000
+MAX_ATTEMPTS = 3
+
+
+def documented_verifier() -> Any:
+    """``verify_webhook`` exactly as docs/contracts.md prints it."""
+    text = DOCS.read_text()
+    found = re.search(r"<!-- webhook-verifier -->\n```python\n(.*?)```", text, re.S)
+    assert found, "docs/contracts.md lost its webhook verifier block"
+    namespace: dict[str, Any] = {}
+    exec(compile(found.group(1), str(DOCS), "exec"), namespace)  # noqa: S102 - our own doc
+    return namespace["verify_webhook"]
+
+
+verify_webhook = documented_verifier()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 answering ``statuses`` in turn (the last one repeats)."""
+
+    statuses: list[int] = field(default_factory=lambda: [204])
+    requests: list[Received] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append(Received(self.path, dict(self.headers), body))
+                status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
+                          else receiver.statuses[0])
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def url(self, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}/hooks/sd?token=abc"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class Deliveries:
+    """The result topic, the delivery queue (with its dead-letter queue) and the poller."""
+
+    account: Account
+    topic_arn: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+
+    def publish(self, task_id: str, status: str = "completed") -> dict[str, Any]:
+        message = result_message(
+            runtime="sdruntime", task_id=task_id, status=status,
+            images=[f"s3://bucket/output/{task_id}/0.png"] if status == "completed" else [],
+            location=f"s3://bucket/output/{task_id}", context={"k": "v"},
+            error=None if status == "completed" else {"code": "x", "message": "y",
+                                                      "details": []},
+            timings={"total": 1.5}, outputs=[])
+        self.account.sns.publish(TopicArn=self.topic_arn, Message=json.dumps(message),
+                                 MessageAttributes={"status": {"DataType": "String",
+                                                               "StringValue": status}})
+        return message
+
+    def run(self, rounds: int = 20) -> int:
+        """Poll until the queue gives nothing (or ``rounds`` batches); messages seen."""
+        seen = 0
+        for _ in range(rounds):
+            got = poll_once(self.account.sqs, self.queue_url, self.queue_arn, "us-west-2",
+                            webhooks.handler, batch_size=5, wait_seconds=0)
+            if not got:
+                return seen
+            seen += got
+        return seen
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        found = self.account.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [json.loads(m["Body"]) for m in found.get("Messages", [])]
+
+    def waiting(self) -> int:
+        attributes = self.account.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages",
+                                                     "ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(v) for v in attributes["Attributes"].values())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver().start()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def deliveries(account: Account, monkeypatch: pytest.MonkeyPatch) -> Deliveries:
+    secrets = boto3.client("secretsmanager")
+    secret_arn = secrets.create_secret(Name="sdaas-webhook-signing",
+                                       SecretString=SECRET)["ARN"]
+    topic_arn = account.sns.create_topic(Name="sdaas-results")["TopicArn"]
+    dlq_url = account.sqs.create_queue(QueueName="sdaas-webhooks-dlq")["QueueUrl"]
+    dlq_arn = _arn(account, dlq_url)
+    queue_url = account.sqs.create_queue(QueueName="sdaas-webhooks", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": MAX_ATTEMPTS})})["QueueUrl"]
+    queue_arn = _arn(account, queue_url)
+    account.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                          Attributes={"RawMessageDelivery": "true"})
+    for name, value in {"WEBHOOK_SECRET_ARN": secret_arn, "WEBHOOK_QUEUE_URL": queue_url,
+                        "WEBHOOK_TIMEOUT_SECONDS": "5", "WEBHOOK_RETRY_BASE_SECONDS": "0",
+                        "WEBHOOK_RETRY_MAX_SECONDS": "0",
+                        "WEBHOOK_ALLOW_LOOPBACK": "true"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(webhooks, "clock", lambda: NOW)
+    monkeypatch.setattr(webhooks, "_secrets", {})
+    return Deliveries(account, topic_arn, queue_url, queue_arn, dlq_url)
+
+
+def _arn(account: Account, url: str) -> str:
+    return account.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _submit(account: Account, task_id: str, hook: Any) -> None:
+    response = account.post(t2i(task_id, webhook=hook))
+    assert response.status == 202, response.body
+
+
+# --- delivered and verified -------------------------------------------------------------
+
+
+def test_a_delivery_is_the_result_message_signed_as_documented(account, deliveries, receiver):
+    _submit(account, "hook-1", {"url": receiver.url()})
+    message = deliveries.publish("hook-1")
+    assert deliveries.run() == 1
+    (got,) = receiver.requests
+    assert got.path == "/hooks/sd?token=abc"
+    assert json.loads(got.body) == message
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["X-Sdaas-Event"] == "completed"
+    assert got.headers["X-Sdaas-Task-Id"] == "hook-1"
+    assert got.headers["X-Sdaas-Delivery"]
+    signature = got.headers["X-Sdaas-Signature"]
+    assert signature.startswith(f"t={NOW},v1=")
+    assert verify_webhook(SECRET, signature, got.body, now=NOW)
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+def test_the_documented_verifier_refuses_tampering_other_keys_and_old_deliveries(
+        account, deliveries, receiver):
+    _submit(account, "hook-2", {"url": receiver.url()})
+    deliveries.publish("hook-2")
+    deliveries.run()
+    (got,) = receiver.requests
+    signature = got.headers["X-Sdaas-Signature"]
+    assert verify_webhook(SECRET, signature, got.body, now=NOW + 299)
+    tampered = got.body.replace(b'"completed"', b'"failed"', 1)
+    assert tampered != got.body
+    assert not verify_webhook(SECRET, signature, tampered, now=NOW)
+    assert not verify_webhook("another-secret", signature, got.body, now=NOW)
+    assert not verify_webhook(SECRET, signature.replace(f"t={NOW}", f"t={NOW + 1}"),
+                              got.body, now=NOW)
+    assert not verify_webhook(SECRET, signature, got.body, now=NOW + 301)
+    assert not verify_webhook(SECRET, "garbage", got.body, now=NOW)
+
+
+def test_the_events_filter_decides_which_results_are_delivered(account, deliveries, receiver):
+    _submit(account, "only-failed", {"url": receiver.url(), "events": ["failed"]})
+    deliveries.publish("only-failed", "completed")
+    assert deliveries.run() == 1
+    assert receiver.requests == []
+    deliveries.publish("only-failed", "failed")
+    deliveries.run()
+    assert [r.headers["X-Sdaas-Event"] for r in receiver.requests] == ["failed"]
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+def test_a_task_without_a_webhook_is_skipped(account, deliveries, receiver):
+    response = account.post(t2i("no-hook"))
+    assert response.status == 202
+    deliveries.publish("no-hook")
+    assert deliveries.run() == 1
+    assert receiver.requests == []
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+def test_a_failing_receiver_is_retried_then_dead_lettered(account, deliveries, receiver):
+    receiver.statuses = [503]
+    _submit(account, "hook-down", {"url": receiver.url()})
+    message = deliveries.publish("hook-down")
+    deliveries.run()
+    assert len(receiver.requests) == MAX_ATTEMPTS
+    assert len({r.headers["X-Sdaas-Delivery"] for r in receiver.requests}) == 1
+    assert deliveries.waiting() == 0
+    assert deliveries.dead_letters() == [message]
+
+
+def test_a_receiver_that_recovers_gets_the_delivery_once(account, deliveries, receiver):
+    receiver.statuses = [500, 429, 200]
+    _submit(account, "hook-flaky", {"url": receiver.url()})
+    deliveries.publish("hook-flaky")
+    deliveries.run()
+    assert len(receiver.requests) == 3
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 302])
+def test_client_errors_and_redirects_are_not_retried(account, deliveries, receiver, status):
+    receiver.statuses = [status]
+    _submit(account, f"hook-{status}", {"url": receiver.url()})
+    deliveries.publish(f"hook-{status}")
+    deliveries.run()
+    assert len(receiver.requests) == 1  # a redirect's target is never called either
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+def test_a_receiver_that_is_not_listening_is_retried(account, deliveries, receiver):
+    _submit(account, "hook-gone", {"url": receiver.url()})
+    receiver.stop()
+    message = deliveries.publish("hook-gone")
+    deliveries.run()
+    assert deliveries.dead_letters() == [message]
+
+
+def test_the_backoff_doubles_up_to_its_cap():
+    cfg = config.webhook_config({"TASK_TABLE": "t", "WEBHOOK_SECRET_ARN": "a",
+                                 "WEBHOOK_QUEUE_URL": "q"})
+    assert [webhooks.backoff_seconds(n, cfg) for n in range(1, 8)] == [
+        30, 60, 120, 240, 480, 900, 900]
+
+
+def test_a_failed_delivery_is_hidden_for_its_backoff(account, deliveries, receiver,
+                                                      monkeypatch):
+    monkeypatch.setenv("WEBHOOK_RETRY_BASE_SECONDS", "40")
+    monkeypatch.setenv("WEBHOOK_RETRY_MAX_SECONDS", "900")
+    receiver.statuses = [502]
+    _submit(account, "hook-later", {"url": receiver.url()})
+    deliveries.publish("hook-later")
+    changed: list[dict[str, Any]] = []
+    sqs = webhooks.aws.client("sqs")
+    sqs.meta.events.register("provide-client-params.sqs.ChangeMessageVisibility",
+                             lambda params, **_: changed.append(params))
+    deliveries.run()
+    assert len(receiver.requests) == 1  # hidden for 40 s: not received again
+    assert [c["VisibilityTimeout"] for c in changed] == [40]
+    assert deliveries.waiting() == 1
+
+
+# --- the SSRF guard at delivery ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "169.254.169.254",
+                                     "::ffff:127.0.0.1"])
+def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
+        account, deliveries, receiver, monkeypatch, address):
+    monkeypatch.delenv("WEBHOOK_ALLOW_LOOPBACK")
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [address]
+
+    monkeypatch.setattr(webhooks, "resolver", resolver)
+    _submit(account, "hook-ssrf", {"url": f"https://hooks.example.com:{receiver.port}/x"})
+    deliveries.publish("hook-ssrf")
+    deliveries.run()
+    assert asked == ["hooks.example.com"]
+    assert receiver.requests == []
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []  # not retried
+
+
+def test_one_private_address_among_public_ones_refuses_the_name(account, deliveries,
+                                                                  receiver, monkeypatch):
+    monkeypatch.delenv("WEBHOOK_ALLOW_LOOPBACK")
+    monkeypatch.setattr(webhooks, "resolver", lambda host, port: ["93.184.216.34", "10.0.0.7"])
+    outcome = webhooks.post("https://hooks.example.com/x", b"{}", {}, timeout=1)
+    assert outcome.kind == "refused" and "10.0.0.7" in outcome.detail
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(account, deliveries, receiver,
+                                                              monkeypatch):
+    """The name resolves (once) to the receiver's loopback address, allowed in local mode:
+    the request reaches it with the name in ``Host``, so no second lookup decided where."""
+    lookups: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(webhooks, "resolver", resolver)
+    account.put_record(id="pinned", status="completed",
+                       webhook={"url": f"http://localhost:{receiver.port}/in",
+                                "events": ["completed"]})
+    deliveries.publish("pinned")
+    deliveries.run()
+    (got,) = receiver.requests
+    assert got.headers["Host"] == f"localhost:{receiver.port}"
+    assert lookups == ["localhost"]
+
+
+def test_a_record_with_a_bad_url_is_refused_not_retried(account, deliveries, receiver):
+    account.put_record(id="bad-url", status="completed",
+                       webhook={"url": "ftp://example.com/x", "events": ["completed"]})
+    deliveries.publish("bad-url")
+    deliveries.run()
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+def test_a_dependency_outage_is_retried(account, deliveries, receiver):
+    _submit(account, "hook-ddb", {"url": receiver.url()})
+    account.faults.fail("dynamodb", "GetItem", times=1)
+    deliveries.publish("hook-ddb")
+    deliveries.run()
+    assert len(receiver.requests) == 1  # the second attempt delivered it
+    assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
