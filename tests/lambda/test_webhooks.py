@@ -65,7 +65,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.requests.append(Received(self.path, dict(self.headers), body))
                 status = (receiver.statuses.pop(0) if len(receiver.statuses) > 1
@@ -182,6 +182,45 @@ def _arn(account: Account, url: str) -> str:
 def _submit(account: Account, task_id: str, hook: Any) -> None:
     response = account.post(t2i(task_id, webhook=hook))
     assert response.status == 202, response.body
+
+
+# --- submit time ------------------------------------------------------------------------
+
+
+def test_ingest_lists_every_webhook_problem_and_records_nothing(account):
+    path = "task.metadata.webhook"
+    body = t2i("bad-hook", webhook={"url": "http://user@10.0.0.1/", "events": ["x", "failed"],
+                                    "extra": 1})
+    response = account.post(body)
+    assert response.status == 400
+    assert response.detail_paths == [f"{path}.extra", f"{path}.url", f"{path}.events[0]"]
+    assert account.item_count() == 0 and account.all_messages() == {}
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1/h", "https://169.254.169.254/latest",
+                                 "https://10.0.0.1/", "https://[::1]/", "https://localhost/"])
+def test_ingest_refuses_a_literal_private_receiver(account, url):
+    response = account.post(t2i("private-hook", webhook={"url": url}))
+    assert response.status == 400
+    assert response.detail_paths == ["task.metadata.webhook.url"]
+
+
+def test_ingest_records_the_checked_webhook(account):
+    response = account.post(t2i("good-hook", webhook={"url": "https://hooks.example.com/x"}))
+    assert response.status == 202
+    assert account.record("good-hook")["webhook"] == {
+        "url": "https://hooks.example.com/x", "events": ["completed", "failed", "cancelled"]}
+    (message,) = account.messages("sdruntime")
+    assert message.body["metadata"]["webhook"]["url"] == "https://hooks.example.com/x"
+    status = account.get("good-hook")
+    assert "webhook" not in json.dumps(status.body)
+
+
+def test_loopback_receivers_need_the_local_mode_setting(account, monkeypatch):
+    hook = {"url": "http://127.0.0.1:8080/h"}
+    assert account.post(t2i("loop-1", webhook=hook)).status == 400
+    monkeypatch.setenv("WEBHOOK_ALLOW_LOOPBACK", "true")
+    assert account.post(t2i("loop-2", webhook=hook)).status == 202
 
 
 # --- delivered and verified -------------------------------------------------------------
