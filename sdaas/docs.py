@@ -163,7 +163,7 @@ LOG_GROUP_CONTENTS = (
     ("/host", "dmesg, messages and secure of each node (empty on AL2023 and Bottlerocket)"),
     ("/cluster", "EKS control plane: API server, audit, authenticator, controller manager, "
      "scheduler"),
-    ("/lambda/", "the ingest or status function's log lines"),
+    ("/lambda/", "the function's log lines (ingest, status or webhooks)"),
     ("/apigateway/", "API access logs (one JSON line per request)"),
     ("/vpc-flow-logs/", "VPC flow logs"),
 )
