@@ -36,7 +36,7 @@ from sdaas.dashboard import DashboardSource, RuntimeSource, service_dashboard
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
     "apigateway", "cloudwatch", "dynamodb", "ec2", "eks", "events", "iam", "kms", "lambda",
-    "logs", "s3", "sns", "sqs", "sts",
+    "logs", "s3", "secretsmanager", "sns", "sqs", "sts",
 )
 
 AWS_PROVIDER_CONSTRAINT = AWS_PROVIDER_VERSIONS

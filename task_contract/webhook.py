@@ -22,7 +22,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from task_contract import netguard
-from task_contract.problems import MISSING, Problems, child, join, json_type, quote
+from task_contract.problems import MISSING, Problems, child, join, json_type, quote, required
 from task_contract.record import COMPLETED, FAILED
 
 CANCELLED: Final = "cancelled"  # the status of a cancelled task
@@ -66,11 +66,8 @@ def check_url(value: Any, path: str, problems: Problems, *,
               allow_loopback: bool = False) -> str | None:
     """A receiver URL: ``https://`` with a host, at most :data:`MAX_URL_CHARS` characters,
     no user name or password, no fragment, and no literal address the SSRF guard refuses."""
-    if value is MISSING or value is None:
-        problems.add(path, "is required")
-        return None
-    if not isinstance(value, str):
-        problems.add(path, f"must be a string (got {json_type(value)})")
+    value = required(value, str, "a string", path, problems)
+    if value is None:
         return None
     if len(value) > MAX_URL_CHARS:
         problems.add(path, f"must be at most {MAX_URL_CHARS} characters (got {len(value)})")

@@ -43,19 +43,23 @@ def run_alone(path_entries: list[str], code: str, env: dict[str, str] | None = N
 LAMBDA_CODE = """
 import json
 import lambda_src, task_contract
-from lambda_src import ingest, status
+import sys
+from lambda_src import ingest, status, webhooks
 task = {"metadata": {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image",
                      "prefix": "_requests/t-0"}, "content": {"steps": "16"}}
 posted = ingest.handler({"httpMethod": "POST", "resource": "/v1alpha2",
                          "body": json.dumps({"task": task})}, None)
 looked_up = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/tasks/{id}",
                             "pathParameters": {"id": "a b"}}, None)
+delivered = webhooks.handler({"Records": [{"messageId": "m-1", "body": "not a result"}]}, None)
 print(json.dumps({"files": [lambda_src.__file__, task_contract.__file__],
                   "ingest": [posted["statusCode"], json.loads(posted["body"])],
-                  "status": looked_up["statusCode"]}))
+                  "status": looked_up["statusCode"], "webhooks": delivered,
+                  "requests": "requests" in sys.modules}))
 """
 LAMBDA_ENV = {"TASK_TABLE": "tasks", "OUTPUT_BUCKET": "outputs", "INPUT_TOPIC_ARN": "arn:t",
               "RUNTIMES": json.dumps({"sdruntime": {"type": "sdwebui"}}),
+              "WEBHOOK_SECRET_ARN": "arn:s", "WEBHOOK_QUEUE_URL": "https://q",
               "AWS_REGION": "us-west-2", "LOG_LEVEL": "ERROR"}
 
 
@@ -74,6 +78,9 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     assert [d["path"] for d in body["error"]["details"]] == [
         "task.metadata.prefix", "task.content.steps"]
     assert ran["status"] == 400
+    # The deliverer runs from the zip on the standard library (the runtime has no requests).
+    assert ran["webhooks"] == {"batchItemFailures": []}
+    assert ran["requests"] is False
 
 
 # --- the agent image --------------------------------------------------------------------------
