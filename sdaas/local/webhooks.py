@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     clients = {"endpoint_url": args.emulator, "region_name": args.region}
     lambda_client = boto3.client("lambda", **clients)
     config = lambda_client.get_function_configuration(FunctionName=args.function)
-    mappings = lambda_client.list_event_source_mappings(
-        FunctionName=args.function)["EventSourceMappings"]
+    # Filtered here: moto matches FunctionName only as it was given (Terraform gives the ARN).
+    mappings = [m for m in lambda_client.list_event_source_mappings()["EventSourceMappings"]
+                if m.get("FunctionArn") == config["FunctionArn"]]
     if len(mappings) != 1:
         print(f"webhooks: {args.function} has {len(mappings)} event sources; expected one",
               file=sys.stderr)
