@@ -10,6 +10,7 @@ docs/contracts.md, extracted from it.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from lambda_src import config, webhooks
 from sdaas.local.webhooks import poll_once
 from task_contract.result import result_message
+from tests.support.tls import self_signed
 from tests.support.webhooks import Receiver, verify_webhook
 
 from .support import Account, t2i
@@ -345,3 +347,32 @@ def test_a_dependency_outage_is_retried(account, deliveries, receiver):
     deliveries.run()
     assert len(receiver.requests) == 1  # the second attempt delivered it
     assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+
+
+def test_https_is_pinned_to_the_checked_address_and_the_certificate_verified(
+        account, deliveries, monkeypatch, tmp_path):
+    cert, key = self_signed(tmp_path, "hooks.test")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    receiver = Receiver(tls=server_tls).start()
+    lookups: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(webhooks, "resolver", resolver)
+    monkeypatch.setattr(webhooks, "tls_context", ssl.create_default_context(cafile=str(cert)))
+    try:
+        for task_id, host in (("tls-ok", "hooks.test"), ("tls-wrong-name", "other.test")):
+            account.put_record(id=task_id, status="completed",
+                               webhook={"url": f"https://{host}:{receiver.port}/in",
+                                        "events": ["completed"]})
+            deliveries.publish(task_id)
+            deliveries.run()
+        # The certificate is for hooks.test only: other.test is given up, not retried.
+        assert [r.headers["X-Sdaas-Task-Id"] for r in receiver.requests] == ["tls-ok"]
+        assert lookups == ["hooks.test", "other.test"]
+        assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
+    finally:
+        receiver.stop()

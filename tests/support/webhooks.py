@@ -40,6 +40,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [204])
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    tls: Any = None  # an ssl.SSLContext to serve HTTPS
 
     def start(self) -> Receiver:
         receiver = self
@@ -60,6 +61,8 @@ class Receiver:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
