@@ -30,12 +30,7 @@ from agent.config import AgentConfig
 from agent.errors import PermanentError, TransientError
 from agent.images import check_image
 from task_contract import netguard
-from task_contract.netguard import (  # noqa: F401 - this module's rules, re-exported
-    IpAddress,
-    Resolver,
-    forbidden_reason,
-    system_resolver,
-)
+from task_contract.netguard import IpAddress, Resolver
 
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)

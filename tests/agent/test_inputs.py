@@ -15,7 +15,8 @@ import pytest
 
 from agent.config import load_config
 from agent.errors import PermanentError, TransientError
-from agent.inputs import InputFetcher, forbidden_reason
+from agent.inputs import InputFetcher
+from task_contract.netguard import forbidden_reason
 from tests.fakes.base import render_png
 from tests.fakes.images import FakeImageHost
 from tests.support.tls import self_signed
