@@ -158,3 +158,13 @@ def test_a_literal_address_is_not_resolved() -> None:
         netguard.resolve_checked("[::1]", 443, timeout=1, resolver=never)
     assert str(netguard.resolve_checked("::1", 443, timeout=1, resolver=never,
                                         rule=netguard.loopback_allowed)) == "::1"
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "017700000001"])
+def test_numeric_host_forms_pass_submit_but_resolve_to_loopback_and_are_refused(host) -> None:
+    """Forms the submit check reads as names; the system resolver (no network: they are
+    numbers) turns them into 127.0.0.1, which the delivery-time check refuses."""
+    assert problems({"url": f"https://{host}/hook"}) == []
+    with pytest.raises(netguard.Refused) as caught:
+        netguard.resolve_checked(host, 443, timeout=5)
+    assert caught.value.reason == "loopback"
