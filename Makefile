@@ -14,8 +14,8 @@ STACK = $(shell $(PY) -m sdaas.config --stack-name)
 STACK_DIR = cdktf.out/stacks/$(STACK)
 PYTEST_ARGS ?=
 
-.PHONY: help install synth test lint schema docs cost plan apply destroy preflight bench local \
-        local-down upload-model agent-image clean
+.PHONY: help install synth check-config test lint schema docs cost plan apply destroy \
+        preflight bench local local-down upload-model agent-image clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ install: $(VENV)/.installed ## Create .venv with the pinned dependencies
 
 synth: install ## Write the Terraform configuration (cdktf.out/stacks/<name>/cdk.tf.json)
 	$(PY) main.py
+
+check-config: install ## Check the configuration file as synth does (every problem, its path and line)
+	$(PY) -m sdaas.config
 
 test: install $(CHECKOV_VENV)/.installed ## Run the whole test suite (checkov runs in its own venv)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,10 +1,14 @@
-"""Karpenter-style durations ("1h30m") to seconds and back."""
+"""Karpenter-style durations ("1h30m") to seconds and back; the log retention periods
+CloudWatch Logs accepts."""
 
 from __future__ import annotations
 
 import re
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
 
 
 def duration_seconds(value: str) -> int:
@@ -24,3 +28,11 @@ def format_duration(seconds: int) -> str:
     minutes, secs = divmod(rest, 60)
     return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
 
+
+
+def retention_problems(key: str, days: int) -> list[str]:
+    """``[]`` when CloudWatch Logs accepts ``days`` as a retention period, else why not."""
+    if days in LOG_RETENTION_DAYS:
+        return []
+    return [f"{key} must be one of CloudWatch's periods (1, 3, 5, 7, 14, 30, 60, 90, ... "
+            f"3653: got {days})"]

@@ -9,8 +9,10 @@ needed for this.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from constructs_lib._cdktf import Construct, TerraformResource
+if TYPE_CHECKING:
+    from constructs_lib._cdktf import Construct
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -37,6 +39,10 @@ def check_tags(tags: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def is_taggable(node: object) -> bool:
+    # CDKTF is imported here, not above: the checks of this module run without it (the
+    # configuration file is checked before any construct exists).
+    from constructs_lib._cdktf import TerraformResource  # noqa: PLC0415
+
     return isinstance(node, TerraformResource) and hasattr(type(node), "tags_input")
 
 

@@ -145,8 +145,9 @@ def _backend(stack: TerraformStack, config: Config) -> None:
         LocalBackend(stack, path=state.path)
     else:
         S3Backend(stack, bucket=state.bucket, key=state.key,
-                  region=state.region or config.region, encrypt=True,
-                  use_lockfile=state.use_lockfile)
+                  region=state.region or config.region, encrypt=True)
+        # The S3Backend of CDKTF 0.20 predates S3 native locking (Terraform >= 1.10).
+        stack.add_override("terraform.backend.s3.use_lockfile", state.use_lockfile)
 
 
 def _aws_provider(stack: TerraformStack, config: Config, emulation: Emulation | None) -> None:

@@ -8,13 +8,17 @@ from what this module generates, so the tables cannot drift from the code.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -35,6 +39,8 @@ CONSTRUCTS = (
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
+    if annotation is Ellipsis:
+        return "..."
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
@@ -52,34 +58,105 @@ def _type_name(annotation: Any) -> str:
 
 
 def _cell(text: str) -> str:
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text.replace("``", "`"))  # reST roles
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _yaml(value: Any) -> str:
+    """``value`` spelled as in a YAML file: ``"5m"``, ``[g6, g6e, g5]``, ``{a: b}``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _dataclass_default(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_yaml_item(k)}: {_yaml_item(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml_item(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return _yaml_item(value)
+
+
+def _yaml_item(value: Any) -> str:
+    """A value inside a flow collection: plain where YAML reads it back as the same text."""
+    if isinstance(value, str) and value and yaml.safe_load(value) == value and not any(
+            c in value for c in ",[]{}#&*!|>'\"%@`"):
+        return value
+    if isinstance(value, str | Mapping | list | tuple) or dataclasses.is_dataclass(value):
+        return _yaml(value)
+    if value is None:
+        return "null"
+    return json.dumps(value)
+
+
+def _dataclass_default(value: Any) -> str:
+    """A props default as it is written: ``RuntimeScaling()``, ``DisruptionBudget(nodes="10%")``."""
+    changed = [f"{f.name}={_yaml(getattr(value, f.name))}" for f in dataclasses.fields(value)
+               if f.init and _field_default(f) != getattr(value, f.name)]
+    return f"{type(value).__name__}({', '.join(changed)})"
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 def _default(value: Any) -> str:
     if value is PydanticUndefined or value is dataclasses.MISSING:
         return "(required)"
+    if value is None:
+        return "none"
     if isinstance(value, BaseModel):
-        return "(see below)"
-    if isinstance(value, (dict, list, tuple)) and len(json.dumps(value, default=str)) > 60:
-        return "(see example config)"
-    return f"`{json.dumps(value, default=str)}`"
+        return "(the keys below)"
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        return "`" + _yaml([v.model_dump(exclude_defaults=True) for v in value]) + "`"
+    return f"`{_yaml(value)}`"
 
 
-def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
+# The name of a mapping's keys in the reference (``karpenter.pools.<runtime>.…``).
+KEY_NAMES = {"pools": "<runtime>"}
+
+
+def _nested(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
+    """``(key suffix, model)`` of the models a field holds: ``.``, ``[].`` or ``.<key>.``."""
+    out = []
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    for arg in typing.get_args(annotation) if union else (annotation,):
+        origin = typing.get_origin(arg)
+        inner = typing.get_args(arg)[-1] if origin in (list, dict) else arg
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            suffix = {list: "[].", dict: ".{key}."}.get(origin, ".")  # type: ignore[call-overload]
+            out.append((suffix, inner))
+    return out
+
+
+def _model_rows(model: type[BaseModel], prefix: str, tag: str = "") -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
         default = field.default
         if field.default_factory is not None:
-            default = field.default_factory()
-        nested = [a for a in typing.get_args(field.annotation) or (field.annotation,)
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
+            default = field.default_factory()  # type: ignore[call-arg]
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        shown = str(extra["x-default-text"]) if "x-default-text" in extra else _default(default)
         rows.append(f"| `{key}` | {_cell(_type_name(field.annotation))} | "
-                    f"{_cell(_default(default))} | {_cell(field.description or '')} |")
-        for sub in nested:
-            suffix = "[]." if typing.get_origin(field.annotation) is list else "."
-            rows.extend(_model_rows(sub, f"{key}{suffix}"))
+                    f"{_cell(shown)} | {_cell(tag + (field.description or ''))} |")
+        nested = _nested(field.annotation)
+        for suffix, sub in nested:
+            sub_tag = _variant(sub) if len(nested) > 1 else ""
+            path = key + suffix.format(key=KEY_NAMES.get(name, "<key>"))
+            rows.extend(_model_rows(sub, path, sub_tag))
     return rows
+
+
+def _variant(model: type[BaseModel]) -> str:
+    """``(backend: s3) `` for a member of a union told apart by a literal field."""
+    for name, field in model.model_fields.items():
+        if typing.get_origin(field.annotation) is typing.Literal:
+            values = typing.get_args(field.annotation)
+            if len(values) == 1:
+                return f"(with {name}: {values[0]}) "
+    return ""
 
 
 def config_reference() -> str:
@@ -87,7 +164,7 @@ def config_reference() -> str:
         "## Configuration file",
         "",
         "Every key of the configuration file (`config.example.yaml`), from",
-        "`sdaas/config.py`. Unknown keys are rejected.",
+        "`sdaas/config.py`. Unknown keys are rejected; `none`: unset.",
         "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",
@@ -97,26 +174,44 @@ def config_reference() -> str:
     return "\n".join(lines)
 
 
-def _props_doc(cls: type) -> dict[str, str]:
-    """``name: description`` lines from an ``Attributes:`` block of the class docstring."""
+def attributes(cls: type) -> dict[str, str]:
+    """``name: description`` entries of the ``Attributes:`` block of a class docstring
+    (Google style: an entry per line, continuation lines indented deeper)."""
     out: dict[str, str] = {}
-    for line in (cls.__doc__ or "").splitlines():
-        stripped = line.strip()
-        if ":" in stripped and stripped.split(":", 1)[0].isidentifier():
-            name, text = stripped.split(":", 1)
-            out.setdefault(name, text.strip())
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    try:
+        start = lines.index("Attributes:") + 1
+    except ValueError:
+        return out
+    indent = None
+    current = ""
+    for line in lines[start:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth == 0:
+            break
+        if indent is None:
+            indent = depth
+        entry = re.match(r"^(\w+):\s*(.*)$", line.strip())
+        if depth == indent and entry:
+            current = entry.group(1)
+            out[current] = entry.group(2)
+        elif current:
+            out[current] += " " + line.strip()
     return out
 
 
 def props_reference() -> str:
     import importlib  # noqa: PLC0415
 
-    lines = ["## Construct props", ""]
+    lines = ["## Construct props", "", "Defaults as they are written in Python; `none`: "
+             "`None`.", ""]
     for title, module_name, props_name in CONSTRUCTS:
         module = importlib.import_module(module_name)
         props = getattr(module, props_name)
         hints = typing.get_type_hints(props)
-        described = _props_doc(props)
+        described = attributes(props)
         lines += [
             f"### `{title}` — `{module_name}.{props_name}`",
             "",
@@ -126,11 +221,9 @@ def props_reference() -> str:
             "|---|---|---|---|",
         ]
         for field in dataclasses.fields(props):
-            default = field.default
-            if field.default_factory is not dataclasses.MISSING:
-                default = field.default_factory()
             lines.append(f"| `{field.name}` | {_cell(_type_name(hints[field.name]))} | "
-                         f"{_cell(_default(default))} | {_cell(described.get(field.name, ''))} |")
+                         f"{_cell(_default(_field_default(field)))} | "
+                         f"{_cell(described.get(field.name, ''))} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -17,11 +17,11 @@ check                      what it asks AWS
 ``model-bucket``           ``s3:HeadBucket`` -- the bucket exists and these credentials reach it
 =========================  ==============================================================
 
-What the GPU pool may run (:func:`required_vcpus`): ``gpu_limit`` GPUs on the largest allowed
-instance type, i.e. ``gpu_limit x (vCPUs / GPUs of that type)``; below that the quota check
-fails. Karpenter limits GPUs, not vCPUs, so a pool allowed to pick one-GPU types with many
-vCPUs (``g5.16xlarge``: 64 vCPUs for one GPU) can need more: when the quota covers the
-largest type but not that worst case, the check warns.
+What the GPU pools may run (:func:`required_vcpus`), for each capacity type: its GPU limit
+on the largest allowed instance type, i.e. ``limit x (vCPUs / GPUs of that type)``; below
+that the quota check fails. Karpenter limits GPUs, not vCPUs, so a pool allowed to pick
+one-GPU types with many vCPUs (``g5.16xlarge``: 64 vCPUs for one GPU) can need more: when
+the quota covers the largest type but not that worst case, the check warns.
 
 Exit status: 0 when nothing failed (warnings allowed), 1 when a check failed, 2 for invalid
 arguments. Honours ``AWS_ENDPOINT_URL`` (and the other standard AWS SDK variables).
@@ -30,6 +30,7 @@ arguments. Honours ``AWS_ENDPOINT_URL`` (and the other standard AWS SDK variable
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import os
 import re
@@ -71,7 +72,10 @@ class PreflightInputs:
     """What the checks compare AWS against (the GPU pool's settings and the model bucket).
 
     ``instance_families``: Karpenter instance families the GPU pool may launch (``g6``, ...).
-    ``gpu_limit``: the pool's ``nvidia.com/gpu`` limit. ``spot`` / ``on_demand``: the
+    ``gpu_limit``: the ``nvidia.com/gpu`` limit of each capacity type in use (Karpenter limits
+    each NodePool: a pool with spot and on-demand runs up to twice that);
+    ``spot_gpu_limit`` / ``on_demand_gpu_limit``: one type's limit when it differs (the sum
+    over every pool, for a configuration with several). ``spot`` / ``on_demand``: the
     capacity types it may use. ``model_bucket``: the bucket mounted into runtime pods
     (``None``: not checked). ``availability_zones``: names (``us-west-2a``) or IDs
     (``usw2-az1``) the nodes may run in; empty means every AZ of the region.
@@ -79,11 +83,13 @@ class PreflightInputs:
 
     region: str
     instance_families: tuple[str, ...]
-    gpu_limit: int
+    gpu_limit: int | None = None
     spot: bool = True
     on_demand: bool = True
     model_bucket: str | None = None
     availability_zones: tuple[str, ...] = ()
+    spot_gpu_limit: int | None = None
+    on_demand_gpu_limit: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instance_families", tuple(self.instance_families))
@@ -98,10 +104,17 @@ class PreflightInputs:
                 problems.append(f"instance_families: {family!r} is not a family name like g6")
         if len(set(self.instance_families)) != len(self.instance_families):
             problems.append("instance_families lists a family twice")
-        if not isinstance(self.gpu_limit, int) or isinstance(self.gpu_limit, bool):
-            problems.append(f"gpu_limit must be an integer (got {self.gpu_limit!r})")
-        elif self.gpu_limit < 1:
-            problems.append(f"gpu_limit must be >= 1 (got {self.gpu_limit})")
+        for key in ("gpu_limit", "spot_gpu_limit", "on_demand_gpu_limit"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{key} must be an integer (got {value!r})")
+            elif value < 1:
+                problems.append(f"{key} must be >= 1 (got {value})")
+        for kind, used in (("spot", self.spot), ("on_demand", self.on_demand)):
+            if used and self.gpu_limit is None and getattr(self, f"{kind}_gpu_limit") is None:
+                problems.append(f"gpu_limit or {kind}_gpu_limit is required ({kind} is used)")
         if not self.spot and not self.on_demand:
             problems.append("at least one of spot and on_demand must be enabled")
         if self.model_bucket is not None and not _BUCKET.match(self.model_bucket):
@@ -120,6 +133,17 @@ class PreflightInputs:
             raise ValueError(
                 "invalid pre-flight inputs:\n" + "\n".join(f"  - {p}" for p in problems)
             )
+
+    def gpus(self, *, spot: bool) -> int:
+        """The GPUs the pools may run on spot (``spot=True``) or on-demand capacity."""
+        own = self.spot_gpu_limit if spot else self.on_demand_gpu_limit
+        return own if own is not None else (self.gpu_limit or 0)
+
+    @property
+    def total_gpus(self) -> int:
+        """The GPUs the pools may run at once, spot and on-demand together."""
+        return (self.gpus(spot=True) if self.spot else 0) + (
+            self.gpus(spot=False) if self.on_demand else 0)
 
     @property
     def uses_zone_ids(self) -> bool:
@@ -384,7 +408,8 @@ def check_quota(ctx: _Context, code: str) -> CheckResult:
     note = f" (not covered by this quota, not checked: {', '.join(others)})" if others else ""
     if not families:
         return CheckResult(name, Status.WARN, f"no G or VT family in the pool{note}")
-    need = required_vcpus(families, ctx.inputs.gpu_limit, ctx.catalog)
+    gpus = ctx.inputs.gpus(spot=spot)
+    need = required_vcpus(families, gpus, ctx.catalog)
     if need is None:
         return CheckResult(
             name,
@@ -397,7 +422,7 @@ def check_quota(ctx: _Context, code: str) -> CheckResult:
         return _could_not_check(name, exc, "servicequotas:GetServiceQuota")
     have = int(quota)
     sizing = (
-        f"{ctx.inputs.gpu_limit} GPUs x {need.vcpus_per_gpu:g} vCPUs per GPU "
+        f"{gpus} GPUs x {need.vcpus_per_gpu:g} vCPUs per GPU "
         f"on {need.instance_type}"
     )
     increase = (
@@ -608,13 +633,15 @@ def run_checks(inputs: PreflightInputs, clients: Clients | None = None) -> list[
 
 
 def render_report(inputs: PreflightInputs, results: Sequence[CheckResult]) -> str:
-    capacity = " and ".join(
-        kind for kind, on in (("spot", inputs.spot), ("on-demand", inputs.on_demand)) if on
+    capacity = ", ".join(
+        f"{inputs.gpus(spot=spot)} {kind}"
+        for kind, spot, on in (("spot", True, inputs.spot), ("on-demand", False, inputs.on_demand))
+        if on
     )
     zones = ", ".join(inputs.availability_zones) or "every AZ"
     lines = [
         f"Pre-flight checks for {inputs.region}: GPU pool {', '.join(inputs.instance_families)}"
-        f" up to {inputs.gpu_limit} GPUs ({capacity}) in {zones}",
+        f" up to {inputs.total_gpus} GPUs ({capacity}) in {zones}",
         "",
     ]
     width = max(len(r.name) for r in results)
@@ -642,28 +669,34 @@ def _csv(text: str) -> tuple[str, ...]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Read-only checks of an AWS account before deploying the GPU service.",
+        description="Read-only checks of an AWS account before deploying the GPU service. "
+        "The GPU pools come from --config, or from --instance-families and --gpu-limit; "
+        "options given with --config override what the file says.",
         epilog="Exit status: 0 nothing failed, 1 a check failed, 2 invalid arguments.",
     )
     parser.add_argument(
+        "--config", nargs="?", const="", metavar="FILE",
+        help="read the region, GPU pools, zones and model bucket from the configuration file "
+        "(FILE, or without it: $SD_CONFIG, config.yaml, config.example.yaml)",
+    )
+    parser.add_argument(
         "--region",
-        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        help="AWS region (default: $AWS_REGION, then $AWS_DEFAULT_REGION)",
+        help="AWS region (default: the configuration's, else $AWS_REGION, then "
+        "$AWS_DEFAULT_REGION)",
     )
     parser.add_argument(
         "--instance-families",
         type=_csv,
-        required=True,
         metavar="LIST",
         help="GPU pool instance families, comma-separated (e.g. g6,g5)",
     )
     parser.add_argument(
-        "--gpu-limit", type=int, required=True, help="GPU pool's nvidia.com/gpu limit"
+        "--gpu-limit", type=int,
+        help="nvidia.com/gpu limit of each capacity type (each NodePool) of the GPU pool",
     )
     parser.add_argument(
         "--capacity-types",
         type=_csv,
-        default=("spot", "on-demand"),
         metavar="LIST",
         help="spot, on-demand or both, comma-separated (default: spot,on-demand)",
     )
@@ -671,7 +704,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--availability-zones",
         type=_csv,
-        default=(),
         metavar="LIST",
         help="AZ names or IDs the nodes may use, comma-separated (default: every AZ)",
     )
@@ -681,30 +713,24 @@ def _parser() -> argparse.ArgumentParser:
 def inputs_from_config(config: Config) -> PreflightInputs:
     """What the configuration file asks of the account.
 
-    Every GPU pool (one per runtime, or one shared) may run up to its spot and its
-    on-demand limit at once, so the GPU demand is the sum over pools of the larger limit
-    of the capacity types in use; the families are the union over pools.
+    Every GPU pool (one per runtime, or one shared) may run its spot limit on spot and its
+    on-demand limit on-demand at the same time: each quota is checked against the sum over
+    pools of its capacity type's limits; the families are the union over pools.
     """
-    gpu = config.karpenter.gpu
-    if config.karpenter.pool_model == "shared":
-        pools = [None]
-    else:
-        pools = [config.karpenter.pools.get(r.name) for r in config.runtimes]
+    from constructs_lib.karpenter.pools import plan_pools  # noqa: PLC0415 - the library
+    from sdaas.props import karpenter_props  # noqa: PLC0415
+
+    pools = plan_pools(karpenter_props(config))
     families: list[str] = []
-    demand = 0
-    for override in pools:
-        pool_families = (override and override.instance_families) or gpu.instance_families
-        families.extend(f for f in pool_families if f not in families)
-        spot_limit = (override and override.spot_gpu_limit) or gpu.spot_gpu_limit
-        on_demand_limit = (override and override.on_demand_gpu_limit) or gpu.on_demand_gpu_limit
-        limits = ([spot_limit] if gpu.spot else []) + (
-            [on_demand_limit] if gpu.on_demand_fallback else [])
-        demand += max(limits)
+    for pool in pools:
+        families.extend(f for f in pool.instance_families if f not in families)
+    gpu = config.karpenter.gpu
     vpc = config.cluster.vpc
     return PreflightInputs(
         region=config.region,
         instance_families=tuple(families),
-        gpu_limit=demand,
+        spot_gpu_limit=sum(pool.spot_gpu_limit for pool in pools),
+        on_demand_gpu_limit=sum(pool.on_demand_gpu_limit for pool in pools),
         spot=gpu.spot,
         on_demand=gpu.on_demand_fallback,
         model_bucket=config.model_bucket.existing_bucket,
@@ -712,40 +738,52 @@ def inputs_from_config(config: Config) -> PreflightInputs:
     )
 
 
+def _inputs(args: argparse.Namespace) -> PreflightInputs:
+    """The inputs the arguments describe (``ValueError`` listing every problem)."""
+    given: dict[str, Any] = {}
+    if args.region:
+        given["region"] = args.region
+    if args.instance_families is not None:
+        given["instance_families"] = args.instance_families
+    if args.gpu_limit is not None:
+        given.update(gpu_limit=args.gpu_limit, spot_gpu_limit=None, on_demand_gpu_limit=None)
+    if args.capacity_types is not None:
+        given.update(spot="spot" in args.capacity_types,
+                     on_demand="on-demand" in args.capacity_types)
+    if args.model_bucket is not None:
+        given["model_bucket"] = args.model_bucket
+    if args.availability_zones is not None:
+        given["availability_zones"] = args.availability_zones
+    if args.config is not None:
+        base = dataclasses.asdict(inputs_from_config(load_config(args.config or None)))
+        return PreflightInputs(**{**base, **given})
+    missing = [flag for flag, key in (("--instance-families", "instance_families"),
+                                      ("--gpu-limit", "gpu_limit")) if key not in given]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} required without --config")
+    given.setdefault("region", os.environ.get("AWS_REGION") or os.environ.get(
+        "AWS_DEFAULT_REGION"))
+    if not given["region"]:
+        raise ValueError("no region: pass --region or set AWS_REGION")
+    return PreflightInputs(**given)
+
+
 def main(argv: Sequence[str] | None = None, clients: Clients | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--config"]:
-        try:
-            config = load_config(argv[1] if len(argv) > 1 else None)
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return 2
-        inputs = inputs_from_config(config)
-        results = run_checks(inputs, clients)
-        sys.stdout.write(render_report(inputs, results))
-        return 1 if any(r.status is Status.FAIL for r in results) else 0
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
-    unknown = sorted(set(args.capacity_types) - {"spot", "on-demand"})
+    unknown = sorted(set(args.capacity_types or ()) - {"spot", "on-demand"})
     if unknown:
         print(f"{PROG}: error: unknown capacity type(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    if not args.region:
-        print(f"{PROG}: error: no region: pass --region or set AWS_REGION", file=sys.stderr)
-        return 2
     try:
-        inputs = PreflightInputs(
-            region=args.region,
-            instance_families=args.instance_families,
-            gpu_limit=args.gpu_limit,
-            spot="spot" in args.capacity_types,
-            on_demand="on-demand" in args.capacity_types,
-            model_bucket=args.model_bucket,
-            availability_zones=args.availability_zones,
-        )
+        inputs = _inputs(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -100,11 +100,6 @@ def karpenter_props(config: Config) -> KarpenterGpuPoolProps:
     """:class:`KarpenterGpuPoolProps` from the ``karpenter:`` section and the runtimes."""
     karpenter = config.karpenter
     gpu = karpenter.gpu
-    unknown = sorted(set(karpenter.pools) - {r.name for r in config.runtimes})
-    if unknown:
-        raise ValueError(
-            f"karpenter.pools: {', '.join(unknown)} name no runtime (runtimes: "
-            f"{', '.join(r.name for r in config.runtimes)})")
     runtimes = []
     for runtime in config.runtimes:
         override = karpenter.pools.get(runtime.name)

@@ -200,8 +200,9 @@ def _output_command(stack_dir: Path, names: tuple[str, ...], binary: str,
                              ) from None
     if proc.returncode != 0:
         detail = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+        errors = [line for line in detail.splitlines() if line.startswith("Error: ")]
         raise TerraformError(f"cannot read {what} in {stack_dir} (has the stack been "
-                             f"applied?): {_tail(detail, 10)}")
+                             f"applied?): {errors[0] if errors else _tail(detail, 10)}")
     try:
         return json.loads(proc.stdout)
     except ValueError:

@@ -369,9 +369,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import boto3  # noqa: PLC0415
     from botocore.config import Config as BotoConfig  # noqa: PLC0415
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.exceptions import (  # noqa: PLC0415
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
-    s3 = boto3.client(
+    session = boto3.Session()
+    no_credentials = ("upload-model: no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID "
+                      "and AWS_SECRET_ACCESS_KEY (or run `aws configure`), then try again")
+    if session.get_credentials() is None:  # before hashing a checkpoint of gigabytes
+        print(no_credentials, file=sys.stderr)
+        return 1
+    s3 = session.client(
         "s3",
         region_name=args.region or os.environ.get("AWS_REGION") or config.region,
         endpoint_url=args.endpoint_url,
@@ -386,8 +397,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UploadError as exc:
         print(f"upload-model: {exc}", file=sys.stderr)
         return 1
-    except (BotoCoreError, ClientError) as exc:
+    except (NoCredentialsError, PartialCredentialsError):
+        print(no_credentials, file=sys.stderr)
+        return 1
+    except ClientError as exc:
         print(f"upload-model: S3 refused the upload: {exc}", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:
+        print(f"upload-model: could not reach S3: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -55,6 +55,8 @@ from constructs_lib.cluster.addons import (
     CONTAINER_LOG_KINDS,
     DEFAULT_ADDON_VERSIONS,
     DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION,
+    OPTIONAL_ADDONS,
+    REQUIRED_ADDONS,
 )
 from constructs_lib.cluster.base import KubernetesConnection
 from constructs_lib.cluster.construct import GpuEksCluster
@@ -70,6 +72,7 @@ from constructs_lib.cluster.props import (
     NewVpcProps,
     instance_architecture,
 )
+from constructs_lib.durations import LOG_RETENTION_DAYS
 
 __all__ = [
     "CLUSTER_LOG_TYPES",
@@ -78,6 +81,9 @@ __all__ = [
     "DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION",
     "DEFAULT_INTERFACE_ENDPOINTS",
     "DISCOVERY_TAG",
+    "LOG_RETENTION_DAYS",
+    "OPTIONAL_ADDONS",
+    "REQUIRED_ADDONS",
     "SYSTEM_NODE_AMI_TYPES",
     "SYSTEM_NODE_SELECTOR",
     "ExistingCluster",

@@ -16,6 +16,12 @@ REQUIRED_ADDONS = (
     "vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-mountpoint-s3-csi-driver",
 )
 CLOUDWATCH_ADDON = "amazon-cloudwatch-observability"
+# EKS add-ons that need nothing beyond a pinned version (no IAM role, no configuration):
+# what addon_versions may add to the required ones.
+OPTIONAL_ADDONS = (
+    "cert-manager", "eks-node-monitoring-agent", "kube-state-metrics", "metrics-server",
+    "prometheus-node-exporter", "snapshot-controller",
+)
 # Pinned CloudWatch Observability version (Container Insights with enhanced observability,
 # Fluent Bit log shipping, NVIDIA DCGM metrics on GPU nodes); `aws eks
 # describe-addon-versions --addon-name amazon-cloudwatch-observability`.

@@ -3,6 +3,7 @@ nodes and the add-on versions, with the checks they run on construction."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -15,17 +16,16 @@ from constructs_lib.cluster.addons import (
     CLOUDWATCH_ADDON,
     DEFAULT_ADDON_VERSIONS,
     DEFAULT_CLOUDWATCH_OBSERVABILITY_VERSION,
+    OPTIONAL_ADDONS,
     REQUIRED_ADDONS,
 )
+from constructs_lib.durations import retention_problems
 from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 DEFAULT_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "sqs", "sns", "logs")
 SYSTEM_NODE_SELECTOR: Mapping[str, str] = MappingProxyType({"sd.node-role": "system"})
 DISCOVERY_TAG = "karpenter.sh/discovery"
-# CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                      1827, 2192, 2557, 2922, 3288, 3653)
 # Ports the control plane opens on nodes: kubelet, and the webhooks and extension API
 # servers of the controllers this project installs (not the whole ephemeral range).
 CONTROL_PLANE_TO_NODE_PORTS = (
@@ -160,7 +160,38 @@ class ExistingVpcProps:
 
 @dataclass(frozen=True, kw_only=True)
 class GpuEksClusterProps:
-    """Settings of :class:`GpuEksCluster`; every field has a working, secure default."""
+    """Settings of :class:`GpuEksCluster`; every field has a working, secure default.
+
+    Attributes:
+        name: Prefix of every physical name.
+        cluster_name: EKS cluster name; ``None``: ``name``.
+        kubernetes_version: Kubernetes minor version (``"1.35"``).
+        vpc: A VPC to create (:class:`NewVpcProps`) or one that exists
+            (:class:`ExistingVpcProps`).
+        endpoint_public_access_cidrs: CIDRs allowed to reach the public API endpoint;
+            empty: the endpoint is private only.
+        admin_role_arns: IAM roles given cluster-admin access entries.
+        cluster_creator_admin: A cluster-admin access entry for the identity running
+            Terraform.
+        enabled_cluster_log_types: Control-plane logs sent to CloudWatch Logs.
+        log_retention_days: Days the control-plane and flow logs are kept (a CloudWatch
+            Logs period).
+        system_node_instance_type: Instance type of the system node group.
+        system_node_desired_size: Nodes in the system node group (1-10).
+        system_node_ami_type: AMI type of the system node group.
+        system_node_volume_gib: Encrypted gp3 root volume of each system node, GiB.
+        addon_versions: Pinned versions of the managed add-ons: the required ones and the
+            optional ones (``OPTIONAL_ADDONS``).
+        cloudwatch_observability_version: Pin to install amazon-cloudwatch-observability;
+            ``None``: not installed.
+        container_log_retention_days: Days the container logs
+            (``/aws/containerinsights/<cluster>/...``) are kept (a CloudWatch Logs period).
+        model_bucket_arn: Bucket the Mountpoint S3 CSI driver may read (the runtimes'
+            models); ``None``: none.
+        model_bucket_kms_key_arn: KMS key of that bucket, for ``kms:Decrypt``.
+        tags: Merged into every taggable resource the construct creates and into the
+            system nodes' instances, volumes and network interfaces (a mapping or pairs).
+    """
 
     name: str = "sdaas"
     cluster_name: str | None = None  # default: ``name``
@@ -180,8 +211,6 @@ class GpuEksClusterProps:
     container_log_retention_days: int = 30
     model_bucket_arn: str | None = None
     model_bucket_kms_key_arn: str | None = None
-    # Merged into every taggable resource the construct creates and into the system nodes'
-    # instances, volumes and network interfaces (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:
@@ -219,9 +248,7 @@ class GpuEksClusterProps:
             problems.append(f"enabled_cluster_log_types: unknown {', '.join(unknown)} "
                             f"(allowed: {', '.join(CLUSTER_LOG_TYPES)})")
         for key in ("log_retention_days", "container_log_retention_days"):
-            if getattr(self, key) not in LOG_RETENTION_DAYS:
-                problems.append(f"{key} must be one of CloudWatch's periods (1, 3, 5, 7, 14, "
-                                f"30, 60, 90, ... 3653; got {getattr(self, key)})")
+            problems.extend(retention_problems(key, getattr(self, key)))
         if not 1 <= self.system_node_desired_size <= 10:
             problems.append("system_node_desired_size must be 1..10 "
                             f"(got {self.system_node_desired_size})")
@@ -258,6 +285,7 @@ class GpuEksClusterProps:
         if CLOUDWATCH_ADDON in self.addon_versions:
             problems.append(f"addon_versions: install {CLOUDWATCH_ADDON} by setting "
                             "cloudwatch_observability_version")
+        problems.extend(_addon_name_problems(self.addon_versions))
         if (self.cloudwatch_observability_version is not None
                 and not ADDON_VERSION_RE.match(self.cloudwatch_observability_version)):
             problems.append("cloudwatch_observability_version: "
@@ -293,6 +321,17 @@ def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
     return "arm64" if _ARM64_TYPE_RE.match(instance_type) else "x86_64"
 
 
+def _addon_name_problems(versions: Mapping[str, str]) -> list[str]:
+    known = (*REQUIRED_ADDONS, *OPTIONAL_ADDONS)
+    out = []
+    for addon in sorted(set(versions) - {*known, CLOUDWATCH_ADDON}):
+        close = difflib.get_close_matches(addon, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        out.append(f'addon_versions.{addon}: no such add-on here ({hint}add-ons: '
+                   f"{', '.join(sorted(known))})")
+    return out
+
+
 def _cidr_problems(cidrs: tuple[str, ...]) -> list[str]:
     out = []
     for cidr in cidrs:
@@ -306,7 +345,7 @@ def _cidr_problems(cidrs: tuple[str, ...]) -> list[str]:
                        "are IPv4)")
         elif net.prefixlen == 0:
             out.append(f"endpoint_public_access_cidrs: {cidr} opens the API endpoint to the "
-                       "whole internet; list your own networks")
+                       "whole internet: list your own networks")
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from constructs_lib.durations import retention_problems
 from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 RuntimeType = Literal["sdwebui", "comfyui"]
@@ -24,6 +25,40 @@ class RuntimeSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class ServerlessIngressProps:
+    """Settings of :class:`ServerlessIngress`. Only ``runtimes`` is required.
+
+    Attributes:
+        runtimes: The runtimes tasks are routed to (name, type, served checkpoints): one
+            queue each.
+        name: Prefix of every physical name.
+        stage_name: API stage, the first path segment of every URL.
+        rate_limit_per_second: Steady requests per second per API key (usage plan).
+        burst_limit: Requests per API key allowed at once above the steady rate.
+        quota_per_day: Requests per API key per day; ``None``: no quota.
+        visibility_timeout_seconds: Visibility timeout of every runtime queue; the agent
+            extends it while a task runs.
+        max_receive_count: Receives before a message moves to its dead-letter queue.
+        webhook_max_attempts: Attempts of one webhook delivery before it moves to the
+            webhook dead-letter queue.
+        message_retention_seconds: How long a task may wait in its queue.
+        dlq_message_retention_seconds: How long a failed task stays in its dead-letter
+            queue.
+        oldest_message_alarm_seconds: Alarm when a queue's oldest message is older.
+        output_expire_after_days: Output objects (images, results) expire after N days.
+        task_ttl_days: Task records expire after N days (DynamoDB TTL).
+        force_destroy_outputs: Let destroy delete an output bucket that still holds objects.
+        lambda_reserved_concurrency: Reserved (and maximum) concurrency of each Lambda.
+        lambda_memory_mb: Memory of each Lambda in MB.
+        log_retention_days: Days the Lambdas' logs are kept (a CloudWatch Logs period).
+        api_log_retention_days: Days the API access logs are kept (a CloudWatch Logs
+            period).
+        alarm_topic_arn: SNS topic the alarms notify; ``None``: they only change state.
+        manage_api_gateway_account: Set the region's API Gateway CloudWatch role (one per
+            account and region: turn off when another stack manages it).
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
+    """
+
     runtimes: tuple[RuntimeSpec, ...]
     name: str = "sdaas"
     stage_name: str = "prod"
@@ -32,7 +67,6 @@ class ServerlessIngressProps:
     quota_per_day: int | None = None
     visibility_timeout_seconds: int = 300
     max_receive_count: int = 3
-    # Attempts of one webhook delivery before it goes to the webhook dead-letter queue.
     webhook_max_attempts: int = 8
     message_retention_seconds: int = 345_600
     dlq_message_retention_seconds: int = 1_209_600
@@ -46,7 +80,6 @@ class ServerlessIngressProps:
     api_log_retention_days: int = 30
     alarm_topic_arn: str | None = None
     manage_api_gateway_account: bool = True
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:
@@ -73,6 +106,8 @@ class ServerlessIngressProps:
                 "visibility_timeout_seconds must be 0..43200 "
                 f"(got {self.visibility_timeout_seconds})"
             )
+        for key in ("log_retention_days", "api_log_retention_days"):
+            problems.extend(retention_problems(key, getattr(self, key)))
         if problems:
             raise ValueError("ServerlessIngressProps: " + "; ".join(problems))
 

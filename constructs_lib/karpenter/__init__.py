@@ -46,14 +46,20 @@ from constructs_lib.durations import duration_seconds, format_duration
 from constructs_lib.karpenter.compatibility import (
     KARPENTER_MINIMUM_FOR_KUBERNETES,
     check_karpenter_compatibility,
+    compatibility_problems,
 )
-from constructs_lib.karpenter.construct import KARPENTER_REPOSITORY, KarpenterGpuPool
+from constructs_lib.karpenter.construct import (
+    KARPENTER_REPOSITORY,
+    KarpenterGpuPool,
+    controller_placement_problems,
+)
 from constructs_lib.karpenter.iam import controller_statements
 from constructs_lib.karpenter.interruption import INTERRUPTION_RULES
-from constructs_lib.karpenter.pools import GpuPoolRef
+from constructs_lib.karpenter.pools import GpuPoolRef, planned_pools
 from constructs_lib.karpenter.props import (
     DEFAULT_BOTTLEROCKET_ALIAS,
     DEFAULT_CHART_VERSION,
+    NVIDIA_GPU_FAMILIES,
     DisruptionBudget,
     GpuPoolRuntime,
     KarpenterGpuPoolProps,
@@ -65,13 +71,17 @@ __all__ = [
     "INTERRUPTION_RULES",
     "KARPENTER_MINIMUM_FOR_KUBERNETES",
     "KARPENTER_REPOSITORY",
+    "NVIDIA_GPU_FAMILIES",
     "DisruptionBudget",
     "GpuPoolRef",
     "GpuPoolRuntime",
     "KarpenterGpuPool",
     "KarpenterGpuPoolProps",
     "check_karpenter_compatibility",
+    "compatibility_problems",
+    "controller_placement_problems",
     "controller_statements",
     "duration_seconds",
     "format_duration",
+    "planned_pools",
 ]

@@ -28,23 +28,32 @@ def _version(text: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def check_karpenter_compatibility(chart_version: str, kubernetes_version: str) -> None:
-    """Raise ``ValueError`` unless Karpenter ``chart_version`` supports ``kubernetes_version``."""
+def compatibility_problems(chart_version: str, kubernetes_version: str) -> list[str]:
+    """Why Karpenter ``chart_version`` cannot run on ``kubernetes_version`` (empty: it can).
+
+    A problem about the chart starts with ``karpenter chart_version``, one about the
+    Kubernetes version with ``Kubernetes``.
+    """
     if not SEMVER_RE.match(chart_version):
-        raise ValueError(f'karpenter chart_version must be an exact version like '
-                         f'{DEFAULT_CHART_VERSION} (got "{chart_version}")')
+        return [f'karpenter chart_version must be an exact version like '
+                f'{DEFAULT_CHART_VERSION} (got "{chart_version}")']
     if _version(chart_version) < (1, 0, 0):
-        raise ValueError(f"karpenter chart_version {chart_version} predates the karpenter.sh/v1 "
-                         "API that charts/gpu-nodepool uses: use 1.0.0 or later")
+        return [f"karpenter chart_version {chart_version} predates the karpenter.sh/v1 API "
+                "that charts/gpu-nodepool uses: use 1.0.0 or later"]
     minimum = KARPENTER_MINIMUM_FOR_KUBERNETES.get(kubernetes_version)
     if minimum is None:
         known = ", ".join(KARPENTER_MINIMUM_FOR_KUBERNETES)
-        raise ValueError(
-            f"Kubernetes {kubernetes_version} is not in Karpenter's compatibility table "
-            f"(known: {known}); check https://karpenter.sh/docs/upgrading/compatibility/ "
-            "and add it to KARPENTER_MINIMUM_FOR_KUBERNETES")
+        return [f"Kubernetes {kubernetes_version} is not in Karpenter's compatibility table "
+                f"(https://karpenter.sh/docs/upgrading/compatibility/): use one of {known}"]
     if _version(chart_version) < _version(minimum):
-        raise ValueError(
-            f"karpenter chart_version {chart_version} does not support Kubernetes "
-            f"{kubernetes_version}: it needs {minimum} or later (or a lower kubernetes_version)")
+        return [f"karpenter chart_version {chart_version} does not support Kubernetes "
+                f"{kubernetes_version}: it needs {minimum} or later (or a lower "
+                "kubernetes_version)"]
+    return []
 
+
+def check_karpenter_compatibility(chart_version: str, kubernetes_version: str) -> None:
+    """Raise ``ValueError`` unless Karpenter ``chart_version`` supports ``kubernetes_version``."""
+    problems = compatibility_problems(chart_version, kubernetes_version)
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from constructs_lib._cdktf import (
@@ -28,13 +29,8 @@ from constructs_lib.iam import (
 from constructs_lib.karpenter.compatibility import check_karpenter_compatibility
 from constructs_lib.karpenter.iam import controller_statements
 from constructs_lib.karpenter.interruption import INTERRUPTION_RULES
-from constructs_lib.karpenter.pools import GpuPoolRef, PoolPlan, plan_pools
-from constructs_lib.karpenter.props import (
-    GPU_TAINT_KEY,
-    POOL_LABEL,
-    RUNTIME_TAINT_KEY,
-    KarpenterGpuPoolProps,
-)
+from constructs_lib.karpenter.pools import GpuPoolRef, PoolPlan, plan_pools, pool_ref
+from constructs_lib.karpenter.props import KarpenterGpuPoolProps
 from constructs_lib.tags import apply_tags
 from constructs_lib.teardown import destroy_step
 
@@ -137,15 +133,10 @@ class KarpenterGpuPool(Construct):
             "controller": {"env": [{"name": "AWS_REGION", "value": cluster.region}]},
             "nodeSelector": cluster.system_node_selector,
         })
-        replicas = int(values.get("replicas", 1))
-        system_nodes = cluster.system_node_count
-        if replicas > system_nodes:
-            # The chart keeps replicas on different nodes (required pod anti-affinity), and
-            # only system nodes may run the controller: the release would never be ready.
-            raise ValueError(
-                f"helm-values/karpenter.yaml runs {replicas} Karpenter replicas, each on its "
-                f"own system node, but the system node group has {system_nodes}: raise "
-                "system_node_desired_size or lower replicas")
+        placement = controller_placement_problems(
+            values, system_nodes=cluster.system_node_count)
+        if placement:
+            raise ValueError("; ".join(placement))
         service_account = values["serviceAccount"]["name"]
         association = cluster.add_pod_identity(
             self, "ControllerPodIdentity", namespace=props.namespace,
@@ -275,19 +266,19 @@ class KarpenterGpuPool(Construct):
         except KeyError:
             raise KeyError(f"no GPU pool for runtime {runtime!r}; configured: "
                            f"{', '.join(self._pool_of_runtime)}") from None
-        tolerations: list[dict[str, str]] = [
-            {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
-        if pool.runtime:
-            tolerations.append({"key": RUNTIME_TAINT_KEY, "operator": "Equal",
-                                "value": pool.runtime, "effect": "NoSchedule"})
-        props = self._props
-        return GpuPoolRef(
-            name=pool.name,
-            node_selector={POOL_LABEL: pool.name},
-            tolerations=tuple(tolerations),
-            gpu_limit=((pool.spot_gpu_limit if props.spot else 0)
-                       + (pool.on_demand_gpu_limit if props.on_demand_fallback else 0)),
-            termination_grace_period_seconds=pool.termination_grace_period_seconds,
-            release=self._pool_releases.get(pool.name),
-        )
+        return pool_ref(self._props, pool, release=self._pool_releases.get(pool.name))
 
+
+
+def controller_placement_problems(values: Mapping[str, Any], *, system_nodes: int,
+                                  nodes_setting: str = "system_node_desired_size") -> list[str]:
+    """Why the Karpenter release with ``values`` could never be ready on ``system_nodes``
+    system nodes (empty: it can); ``nodes_setting`` names where the node count is set."""
+    replicas = int(values.get("replicas", 1))
+    if replicas > system_nodes:
+        # The chart keeps replicas on different nodes (required pod anti-affinity), and
+        # only system nodes may run the controller: the release would never be ready.
+        return [f"helm-values/karpenter.yaml runs {replicas} Karpenter replicas, each on its "
+                f"own system node, but the system node group has {system_nodes}: raise "
+                f"{nodes_setting} to {replicas}, or lower replicas there"]
+    return []

@@ -9,7 +9,14 @@ from constructs_lib._cdktf import (
     TerraformResource,
 )
 from constructs_lib.durations import duration_seconds
-from constructs_lib.karpenter.props import SHARED_POOL_NAME, GpuPoolRuntime, KarpenterGpuPoolProps
+from constructs_lib.karpenter.props import (
+    GPU_TAINT_KEY,
+    POOL_LABEL,
+    RUNTIME_TAINT_KEY,
+    SHARED_POOL_NAME,
+    GpuPoolRuntime,
+    KarpenterGpuPoolProps,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,3 +83,29 @@ def plan_pools(props: KarpenterGpuPoolProps) -> list[PoolPlan]:
         for r in props.runtimes
     ]
 
+
+
+def pool_ref(props: KarpenterGpuPoolProps, pool: PoolPlan,
+             release: TerraformResource | None = None) -> GpuPoolRef:
+    """How the runtimes of ``pool`` reach it; ``gpu_limit`` sums the enabled NodePools."""
+    tolerations: list[dict[str, str]] = [
+        {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+    if pool.runtime:
+        tolerations.append({"key": RUNTIME_TAINT_KEY, "operator": "Equal",
+                            "value": pool.runtime, "effect": "NoSchedule"})
+    return GpuPoolRef(
+        name=pool.name,
+        node_selector={POOL_LABEL: pool.name},
+        tolerations=tuple(tolerations),
+        gpu_limit=((pool.spot_gpu_limit if props.spot else 0)
+                   + (pool.on_demand_gpu_limit if props.on_demand_fallback else 0)),
+        termination_grace_period_seconds=pool.termination_grace_period_seconds,
+        release=release,
+    )
+
+
+def planned_pools(props: KarpenterGpuPoolProps) -> dict[str, GpuPoolRef]:
+    """The pool of every runtime, as :meth:`KarpenterGpuPool.pool_for` gives it, without a
+    stack (no ``release``): for checking settings before synth."""
+    return {runtime: pool_ref(props, pool)
+            for pool in plan_pools(props) for runtime in pool.runtimes}

@@ -12,6 +12,10 @@ from constructs_lib.tags import Tags, check_tags, normalize_tags
 
 DEFAULT_BOTTLEROCKET_ALIAS = "bottlerocket@v1.54.0"
 DEFAULT_INSTANCE_FAMILIES = ("g6", "g6e", "g5")
+# x86_64 instance families with NVIDIA GPUs (whole GPUs), the ones the Bottlerocket NVIDIA
+# variants and the pool chart (kubernetes.io/arch amd64) can run a runtime on.
+NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "g7e", "p3", "p3dn", "p4d", "p4de",
+                       "p5", "p5e", "p5en", "p6-b200")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 RUNTIME_TAINT_KEY = "sd.runtime"
 POOL_LABEL = "sd.pool"
@@ -22,6 +26,10 @@ _ALIAS_RE = re.compile(r"^bottlerocket@(latest|v\d+\.\d+\.\d+)$")
 _SNAPSHOT_RE = re.compile(r"^snap-[0-9a-f]{8,17}$")
 _BUDGET_NODES_RE = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _BUDGET_REASONS = ("Underutilized", "Empty", "Drifted")
+# The NodePool CRD's patterns for a budget's schedule and duration.
+BUDGET_SCHEDULE_RE = re.compile(r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))"
+                                r"$|^((.+)\s(.+)\s(.+)\s(.+)\s(.+))$")
+BUDGET_DURATION_RE = re.compile(r"\d+h\d+m|\d+h|\d+m")
 # Tag keys Karpenter sets itself or refuses on an EC2NodeClass, and the chart's own.
 _RESERVED_TAG_KEYS = ("karpenter.sh/nodepool", "karpenter.sh/nodeclaim",
                       "karpenter.k8s.aws/ec2nodeclass", "eks:eks-cluster-name",
@@ -45,7 +53,10 @@ class DisruptionBudget:
                        f'(got "{self.nodes}")')
         if (self.schedule is None) != (self.duration is None):
             out.append(f"{where}: schedule and duration go together")
-        if self.duration is not None and not re.fullmatch(r"(\d+h)?(\d+m)?", self.duration):
+        if self.schedule is not None and not BUDGET_SCHEDULE_RE.match(self.schedule):
+            out.append(f'{where}.schedule must be a cron schedule like "0 9 * * 1-5" or a '
+                       f'macro like "@daily" (got "{self.schedule}")')
+        if self.duration is not None and not BUDGET_DURATION_RE.fullmatch(self.duration):
             out.append(f'{where}.duration must be hours and minutes like "8h" or "1h30m" '
                        f'(got "{self.duration}")')
         bad = [r for r in self.reasons if r not in _BUDGET_REASONS]
@@ -85,7 +96,37 @@ class GpuPoolRuntime:
 
 @dataclass(frozen=True, kw_only=True)
 class KarpenterGpuPoolProps:
-    """Settings of :class:`KarpenterGpuPool`. Only ``runtimes`` is required."""
+    """Settings of :class:`KarpenterGpuPool`. Only ``runtimes`` is required.
+
+    Attributes:
+        runtimes: The runtimes the pools serve, with their longest task and (dedicated
+            pools) their own settings.
+        name: Prefix of every physical name.
+        namespace: Namespace of the Karpenter controller.
+        chart_version: Karpenter and karpenter-crd chart version, pinned.
+        pool_model: ``"dedicated"``: one pool per runtime; ``"shared"``: one for all.
+        instance_families: EC2 instance families with NVIDIA GPUs the pools may launch
+            (``NVIDIA_GPU_FAMILIES``).
+        spot: A spot NodePool in each pool, tried first.
+        on_demand_fallback: An on-demand NodePool in each pool, as fallback.
+        spot_gpu_limit: ``nvidia.com/gpu`` limit of each pool's spot NodePool.
+        on_demand_gpu_limit: ``nvidia.com/gpu`` limit of each pool's on-demand NodePool.
+        bottlerocket_alias: EC2NodeClass AMI alias, pinned; a new one replaces every node.
+        allow_latest_ami: Permit ``bottlerocket@latest`` (each release drifts every node).
+        node_volume_gib: Data volume of each GPU node, GiB.
+        image_cache_snapshot_id: EBS snapshot of pre-pulled images for the data volume.
+        volume_initialization_rate_mibps: Restore rate of that snapshot, 100-300 MiB/s.
+        instance_store_raid0: Container storage on a RAID0 of the instance store disks.
+        soci_parallel_pull: SOCI parallel image pull on the instance store (with RAID0).
+        consolidate_after: How long a node stays empty or underused before removal.
+        disruption_budgets: Limits on how many nodes Karpenter disrupts at once.
+        expire_after: Node lifetime before replacement (``"720h"``, or ``"Never"``).
+        termination_grace_period: Longest node drain; ``None``: the longest task plus
+            ``shutdown_margin_seconds``, in whole minutes.
+        shutdown_margin_seconds: Added to the longest task for the default drain bound.
+        tags: Merged into every taggable resource the construct creates and into the GPU
+            nodes' EC2 resources (EC2NodeClass tags); a mapping or pairs.
+    """
 
     runtimes: tuple[GpuPoolRuntime, ...]
     name: str = "sdaas"
@@ -109,8 +150,6 @@ class KarpenterGpuPoolProps:
     expire_after: str = "720h"
     termination_grace_period: str | None = None
     shutdown_margin_seconds: int = 300
-    # Merged into every taggable resource the construct creates and into the GPU nodes'
-    # EC2 resources (EC2NodeClass tags); a mapping or pairs.
     tags: Tags = ()
 
     def __post_init__(self) -> None:
@@ -211,11 +250,11 @@ class KarpenterGpuPoolProps:
                             f"({grace} s) is shorter than runtime {runtime.name}'s longest "
                             f"task ({runtime.task_timeout_seconds} s) plus the shutdown "
                             f"margin ({self.shutdown_margin_seconds} s): a node drain would "
-                            f"kill running tasks; use at least {format_duration(need)}")
+                            f"kill running tasks: use at least {format_duration(need)}")
         problems.extend(check_tags(self.tags))
         for key, _ in self.tags:
             if key in _RESERVED_TAG_KEYS or key.startswith("kubernetes.io/cluster"):
-                problems.append(f'tags: "{key}" is set by Karpenter or the pool chart; '
+                problems.append(f'tags: "{key}" is set by Karpenter or the pool chart: '
                                 "choose another key")
         return problems
 
@@ -227,6 +266,9 @@ def _family_problems(families: tuple[str, ...], where: str) -> list[str]:
     for family in families:
         if not _FAMILY_RE.match(family):
             out.append(f'{where}: "{family}" is not an EC2 instance family like g6 or g6e')
+        elif family not in NVIDIA_GPU_FAMILIES:
+            out.append(f'{where}: "{family}" instances have no NVIDIA GPU the runtimes can '
+                       f"use (families with one: {', '.join(NVIDIA_GPU_FAMILIES)})")
     if len(set(families)) != len(families):
         out.append(f"{where} lists a family twice")
     return out
@@ -242,7 +284,7 @@ def _storage_problems(where: str, *, snapshot: str | None, rate: int | None,
     if snapshot and raid0:
         out.append(f"{prefix}image_cache_snapshot_id and instance_store_raid0 cannot be "
                    "combined: the snapshot is restored on the EBS data volume, and RAID0 moves "
-                   "container storage to the instance store, hiding it; choose one")
+                   "container storage to the instance store, hiding it: choose one")
     if rate is not None:
         if not snapshot:
             out.append(f"{prefix}volume_initialization_rate_mibps needs "

@@ -32,7 +32,7 @@ Example::
 
 from __future__ import annotations
 
-from constructs_lib.keda.construct import KedaSqsScaler
+from constructs_lib.keda.construct import KedaSqsScaler, scaler_values
 from constructs_lib.keda.props import (
     KEDA_CHART_REPOSITORY,
     KEDA_OPERATOR_SERVICE_ACCOUNT,
@@ -52,5 +52,6 @@ __all__ = [
     "ScaleTarget",
     "ScaledRuntime",
     "ScalingConsistencyError",
+    "scaler_values",
     "scaling_problems",
 ]

@@ -122,28 +122,11 @@ class KedaSqsScaler(Construct):
                 f"KedaSqsScaler: namespace must be a DNS label (got {target.namespace!r})"
             )
 
-        generated = {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": target.deployment_name},
-            "queue": {"url": queue.queue_url},
-            "aws": {"region": self._cluster.region},
-            "runtimeName": runtime,
-            "minReplicaCount": 0,
-            "maxReplicaCount": scaling.max_replicas,
-            "messagesPerReplica": scaling.target_messages_per_replica,
-            "activationQueueLength": scaling.activation_queue_length,
-            "pollingIntervalSeconds": (scaling.polling_interval_seconds
-                                       or self._props.polling_interval_seconds),
-            "cooldownPeriodSeconds": scaling.cooldown_for(task_timeout_seconds),
-            "scaleDownStabilizationSeconds": scaling.scale_down_stabilization_seconds,
-            "fallback": {
-                "enabled": True,
-                "failureThreshold": self._props.fallback_failure_threshold,
-                "replicas": scaling.fallback_replicas,
-            },
-            "podIdentity": {"identityOwner": "keda"},
-        }
-        merged = deep_merge(deep_merge(load_values(SCALER_CHART), generated), values or {})
+        merged = scaler_values(self._props, runtime=runtime, queue_url=queue.queue_url,
+                               region=self._cluster.region,
+                               deployment_name=target.deployment_name,
+                               task_timeout_seconds=task_timeout_seconds, scaling=scaling,
+                               values=values)
         problems = scaling_problems(merged, pool=pool, task_timeout_seconds=task_timeout_seconds)
         if problems:
             raise ScalingConsistencyError(runtime, problems)
@@ -207,6 +190,36 @@ class KedaSqsScaler(Construct):
             raise KeyError(
                 f"runtime {runtime!r} is not scaled; scaled: {', '.join(self._runtimes) or 'none'}"
             ) from None
+
+
+def scaler_values(props: KedaSqsScalerProps, *, runtime: str, queue_url: str, region: str,
+                  deployment_name: str, task_timeout_seconds: int, scaling: RuntimeScaling,
+                  values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keda-sqs-scaler values of one runtime: ``helm-values/keda-sqs-scaler.yaml``, the
+    generated ones, then ``values`` (merged last). In a stack ``queue_url`` and ``region``
+    are Terraform references; :func:`scaling_problems` reads neither."""
+    generated = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                           "name": deployment_name},
+        "queue": {"url": queue_url},
+        "aws": {"region": region},
+        "runtimeName": runtime,
+        "minReplicaCount": 0,
+        "maxReplicaCount": scaling.max_replicas,
+        "messagesPerReplica": scaling.target_messages_per_replica,
+        "activationQueueLength": scaling.activation_queue_length,
+        "pollingIntervalSeconds": (scaling.polling_interval_seconds
+                                   or props.polling_interval_seconds),
+        "cooldownPeriodSeconds": scaling.cooldown_for(task_timeout_seconds),
+        "scaleDownStabilizationSeconds": scaling.scale_down_stabilization_seconds,
+        "fallback": {
+            "enabled": True,
+            "failureThreshold": props.fallback_failure_threshold,
+            "replicas": scaling.fallback_replicas,
+        },
+        "podIdentity": {"identityOwner": "keda"},
+    }
+    return deep_merge(deep_merge(load_values(SCALER_CHART), generated), values or {})
 
 
 def _resources_under(scope: Construct) -> list[TerraformResource]:

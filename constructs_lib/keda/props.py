@@ -39,8 +39,17 @@ class ScalingConsistencyError(ValueError):
 class KedaSqsScalerProps:
     """KEDA's release and defaults for every runtime it scales.
 
-    ``values`` are extra values for the upstream chart, merged last over
-    ``helm-values/keda.yaml`` and the generated ones.
+    Attributes:
+        name: Prefix of every physical name.
+        chart_version: KEDA chart version, pinned (2.20.x).
+        namespace: Namespace of the KEDA release.
+        polling_interval_seconds: Seconds between two reads of each runtime queue.
+        fallback_failure_threshold: Failed queue reads before a ScaledObject falls back.
+        helm_timeout_seconds: How long the KEDA release may take to become ready.
+        values: Extra values for the upstream chart, merged last over
+            ``helm-values/keda.yaml`` and the generated ones.
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
     """
 
     name: str = "sdaas"
@@ -50,7 +59,6 @@ class KedaSqsScalerProps:
     fallback_failure_threshold: int = 3
     helm_timeout_seconds: int = 600
     values: Mapping[str, Any] = field(default_factory=dict)
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:

@@ -37,7 +37,12 @@ Example::
 
 from __future__ import annotations
 
-from constructs_lib.runtime.construct import SdRuntime, runtime_problems
+from constructs_lib.runtime.construct import (
+    RuntimeBindings,
+    SdRuntime,
+    runtime_chart_values,
+    runtime_problems,
+)
 from constructs_lib.runtime.image import ContainerImage
 from constructs_lib.runtime.model_bucket import ModelBucket, ModelBucketProps
 from constructs_lib.runtime.props import RuntimeConsistencyError, SdRuntimeProps
@@ -49,8 +54,10 @@ __all__ = [
     "ContainerImage",
     "ModelBucket",
     "ModelBucketProps",
+    "RuntimeBindings",
     "RuntimeConsistencyError",
     "SdRuntime",
     "SdRuntimeProps",
+    "runtime_chart_values",
     "runtime_problems",
 ]

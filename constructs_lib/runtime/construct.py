@@ -4,6 +4,7 @@ of its final chart values."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from constructs_lib.keda import (
     ScalingConsistencyError,
 )
 from constructs_lib.models import CHECKPOINT_DIRS
+from constructs_lib.runtime.image import ContainerImage
 from constructs_lib.runtime.model_bucket import ModelBucket
 from constructs_lib.runtime.props import (
     NAMESPACE_CHART,
@@ -94,51 +96,17 @@ class SdRuntime(Construct):
                               if isinstance(c, TerraformResource)]
 
         # --- chart values ---------------------------------------------------------------
-        runtime_values: dict[str, Any] = {"name": runtime, "type": queue.type}
-        if props.image is not None:
-            runtime_values["image"] = props.image.chart_values()
-        if queue.type == "sdwebui":
-            runtime_values["dynamicModel"] = props.dynamic_model
-            if props.models:
-                runtime_values["sdModelCheckpoint"] = props.models[0]
-        agent_image = props.agent_image or (
-            agent_repository.image(props.agent_image_tag) if agent_repository else None
-        )
         visibility = queue.visibility_timeout_seconds
-        generated: dict[str, Any] = {
-            "runtime": runtime_values,
-            "agent": {
-                "image": agent_image.chart_values() if agent_image else {},
-                "env": {
-                    "AGENT_VISIBILITY_TIMEOUT_SECONDS": visibility,
-                    "AGENT_HEARTBEAT_SECONDS": props.heartbeat_seconds,
-                    "AGENT_WAIT_TIME_SECONDS": LONG_POLL_SECONDS,
-                },
-            },
-            "queue": {"url": queue.queue_url},
-            "results": {
-                "topicArn": ingress.result_topic_arn,
-                "bucket": ingress.output_bucket_name,
-                "table": ingress.task_table_name,
-                "taskTtlDays": ingress.task_ttl_days,
-            },
-            "aws": {"region": cluster.region},
-            "models": {"bucket": model_bucket.bucket_name,
-                       "prefix": (f"{props.effective_model_prefix}/"
-                                  if props.effective_model_prefix else "")},
-            "serviceAccount": {"name": service_account},
-            "autoscaled": True,
-            "maxTaskSeconds": props.task_timeout_seconds,
-            "shutdownMarginSeconds": props.shutdown_margin_seconds,
-            "terminationGracePeriodSeconds": props.effective_grace_seconds,
-        }
-        if pool_ref is not None:
-            generated["nodePool"] = {
-                "name": pool_ref.name,
-                "nodeSelector": dict(pool_ref.node_selector),
-                "tolerations": [dict(t) for t in pool_ref.tolerations],
-            }
-        values = deep_merge(deep_merge(load_values(RUNTIME_CHART), generated), props.values)
+        values = runtime_chart_values(props, RuntimeBindings(
+            runtime_type=queue.type, queue_url=queue.queue_url,
+            visibility_timeout_seconds=visibility, result_topic_arn=ingress.result_topic_arn,
+            output_bucket=ingress.output_bucket_name, task_table=ingress.task_table_name,
+            task_ttl_days=ingress.task_ttl_days, region=cluster.region,
+            model_bucket=model_bucket.bucket_name,
+            agent_image=props.agent_image or (
+                agent_repository.image(props.agent_image_tag) if agent_repository else None),
+            pool=pool_ref,
+        ))
         self._values = values
         problems.extend(runtime_problems(
             values, pool=pool_ref, queue_visibility_timeout_seconds=visibility,
@@ -256,6 +224,72 @@ class SdRuntime(Construct):
         return f"{self.model_prefix}/{directory}" if self.model_prefix else directory
 
 
+@dataclass(frozen=True, kw_only=True)
+class RuntimeBindings:
+    """What a runtime's chart values take from the constructs it joins: Terraform
+    references in a stack; stand-ins when settings are checked before synth (the checks
+    of :func:`runtime_problems` read only ``visibility_timeout_seconds`` and ``pool``)."""
+
+    runtime_type: str
+    queue_url: str
+    visibility_timeout_seconds: int
+    result_topic_arn: str
+    output_bucket: str
+    task_table: str
+    task_ttl_days: int
+    region: str
+    model_bucket: str
+    agent_image: ContainerImage | None
+    pool: GpuPoolRef | None
+
+
+def runtime_chart_values(props: SdRuntimeProps, bindings: RuntimeBindings) -> dict[str, Any]:
+    """The sd-runtime values of one runtime: ``helm-values/sd-runtime.yaml``, the generated
+    ones, then ``props.values`` (merged last)."""
+    runtime_values: dict[str, Any] = {"name": props.runtime, "type": bindings.runtime_type}
+    if props.image is not None:
+        runtime_values["image"] = props.image.chart_values()
+    if bindings.runtime_type == "sdwebui":
+        runtime_values["dynamicModel"] = props.dynamic_model
+        if props.models:
+            runtime_values["sdModelCheckpoint"] = props.models[0]
+    agent_image = bindings.agent_image
+    generated: dict[str, Any] = {
+        "runtime": runtime_values,
+        "agent": {
+            "image": agent_image.chart_values() if agent_image else {},
+            "env": {
+                "AGENT_VISIBILITY_TIMEOUT_SECONDS": bindings.visibility_timeout_seconds,
+                "AGENT_HEARTBEAT_SECONDS": props.heartbeat_seconds,
+                "AGENT_WAIT_TIME_SECONDS": LONG_POLL_SECONDS,
+            },
+        },
+        "queue": {"url": bindings.queue_url},
+        "results": {
+            "topicArn": bindings.result_topic_arn,
+            "bucket": bindings.output_bucket,
+            "table": bindings.task_table,
+            "taskTtlDays": bindings.task_ttl_days,
+        },
+        "aws": {"region": bindings.region},
+        "models": {"bucket": bindings.model_bucket,
+                   "prefix": (f"{props.effective_model_prefix}/"
+                              if props.effective_model_prefix else "")},
+        "serviceAccount": {"name": props.service_account},
+        "autoscaled": True,
+        "maxTaskSeconds": props.task_timeout_seconds,
+        "shutdownMarginSeconds": props.shutdown_margin_seconds,
+        "terminationGracePeriodSeconds": props.effective_grace_seconds,
+    }
+    if bindings.pool is not None:
+        generated["nodePool"] = {
+            "name": bindings.pool.name,
+            "nodeSelector": dict(bindings.pool.node_selector),
+            "tolerations": [dict(t) for t in bindings.pool.tolerations],
+        }
+    return deep_merge(deep_merge(load_values(RUNTIME_CHART), generated), props.values)
+
+
 def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
                      queue_visibility_timeout_seconds: int,
                      association: Mapping[str, str], release_namespace: str) -> list[str]:
@@ -278,10 +312,15 @@ def runtime_problems(values: Mapping[str, Any], *, pool: GpuPoolRef | None,
         )
     env = (values.get("agent") or {}).get("env") or {}
     # What the agent uses when a value is not set (its defaults, from the task contract).
-    agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS",
-                                     VISIBILITY_TIMEOUT_SECONDS))
-    heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS",
-                              default_heartbeat_seconds(agent_visibility)))
+    try:
+        agent_visibility = float(env.get("AGENT_VISIBILITY_TIMEOUT_SECONDS",
+                                         VISIBILITY_TIMEOUT_SECONDS))
+        heartbeat = float(env.get("AGENT_HEARTBEAT_SECONDS",
+                                  default_heartbeat_seconds(agent_visibility)))
+    except (TypeError, ValueError):
+        return [*problems, "agent.env AGENT_HEARTBEAT_SECONDS and AGENT_VISIBILITY_TIMEOUT_SECONDS "
+                f"must be numbers (got {env.get('AGENT_HEARTBEAT_SECONDS')!r} and "
+                f"{env.get('AGENT_VISIBILITY_TIMEOUT_SECONDS')!r})"]
     if heartbeat >= queue_visibility_timeout_seconds:
         problems.append(
             f"heartbeat_seconds ({heartbeat:g}) must be < the queue's "

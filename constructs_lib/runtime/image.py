@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# [registry[:port]/]path of an image reference (the distribution reference grammar).
+REPOSITORY_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,14 +39,19 @@ class ContainerImage:
         """``repository:tag`` or ``repository@sha256:...``."""
         if "@" in reference:
             repository, digest = reference.rsplit("@", 1)
-            return cls(repository=repository, digest=digest)
-        repository, sep, tag = reference.rpartition(":")
-        if not sep or "/" in tag:
-            raise ValueError(
-                f"image {reference!r} needs a tag or digest (repository:tag or "
-                "repository@sha256:...)"
-            )
-        return cls(repository=repository, tag=tag)
+            image = cls(repository=repository, digest=digest)
+        else:
+            repository, sep, tag = reference.rpartition(":")
+            if not sep or "/" in tag:
+                raise ValueError(
+                    f"image {reference!r} needs a tag or digest (repository:tag or "
+                    "repository@sha256:...)"
+                )
+            image = cls(repository=repository, tag=tag)
+        if not REPOSITORY_RE.match(repository):
+            raise ValueError(f"image {reference!r}: {repository!r} is not a repository like "
+                             "public.ecr.aws/org/name or registry:5000/name")
+        return image
 
     def chart_values(self) -> dict[str, str]:
         out = {"repository": self.repository}

@@ -12,6 +12,7 @@ from typing import Any
 from constructs_lib.keda import (
     RuntimeScaling,
 )
+from constructs_lib.models import checkpoint_name_problems
 from constructs_lib.runtime.image import TAG_RE, ContainerImage
 from constructs_lib.runtime.model_bucket import PREFIX_RE
 from constructs_lib.tags import Tags, check_tags, normalize_tags
@@ -38,10 +39,33 @@ class RuntimeConsistencyError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class SdRuntimeProps:
     """One runtime. ``runtime`` names it in ``ServerlessIngress`` (its type comes from
-    there). ``values`` are extra sd-runtime chart values merged last (README of the chart).
+    there).
 
-    ``termination_grace_period_seconds`` defaults to the task timeout plus the shutdown
-    margin plus 60 s (last long poll, finishing the task, the runtime's stop).
+    Attributes:
+        runtime: The runtime's name, as in ``ServerlessIngress`` (its queue, its type).
+        name: Prefix of every physical name.
+        namespace: Kubernetes namespace; ``None``: ``<name>-<runtime>``.
+        service_account: Service account of the pods (the Pod Identity subject).
+        models: Checkpoint file names it serves; an sdwebui runtime loads the first.
+        dynamic_model: A request may pick its checkpoint (sdwebui).
+        model_prefix: Its prefix in the model bucket; ``None``: the runtime name; ``""``:
+            the whole bucket.
+        image: Runtime container image; ``None``: the chart's image for the type.
+        agent_image: Queue agent image; ``None``: the agent repository's image with
+            ``agent_image_tag``.
+        agent_image_tag: Tag of the agent image in the agent repository (never latest).
+        task_timeout_seconds: Longest a task may run.
+        heartbeat_seconds: Interval of the agent's visibility extensions (at most half the
+            queue's visibility timeout).
+        shutdown_margin_seconds: Time a stopping pod keeps beyond its last task.
+        termination_grace_period_seconds: Pod grace period; ``None``: the task timeout plus
+            the shutdown margin plus 60 s (last long poll, finishing, the runtime's stop).
+        scaling: How KEDA scales it on its queue (:class:`RuntimeScaling`).
+        scaler_values: Extra keda-sqs-scaler chart values, merged last.
+        values: Extra sd-runtime chart values, merged last (the chart's README).
+        helm_timeout_seconds: Timeout of its Helm release.
+        tags: Merged into every taggable resource the construct creates (a mapping or
+            pairs).
     """
 
     runtime: str
@@ -62,7 +86,6 @@ class SdRuntimeProps:
     scaler_values: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
     helm_timeout_seconds: int = 600
-    # Merged into every taggable resource the construct creates (a mapping or pairs).
     tags: Tags = ()
 
     def __post_init__(self) -> None:
@@ -76,9 +99,11 @@ class SdRuntimeProps:
             problems.append(
                 f"service_account must be a DNS subdomain (got {self.service_account!r})"
             )
+        for model in self.models:
+            problems.extend(f"models: {p}" for p in checkpoint_name_problems(model))
         if self.model_prefix and not PREFIX_RE.match(self.model_prefix):
             problems.append(
-                f"model_prefix must not start or end with '/' (got {self.model_prefix!r}); "
+                f"model_prefix must not start or end with '/' (got {self.model_prefix!r}): "
                 'use "" for the whole bucket'
             )
         if not TAG_RE.match(self.agent_image_tag) or self.agent_image_tag == "latest":

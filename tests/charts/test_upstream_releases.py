@@ -233,7 +233,8 @@ def test_karpenter_settings_name_the_plans_resources(plan, releases):
     regions = {rid: body for rid, body in plan.doc["data"]["aws_region"].items()
                if body["//"]["metadata"]["path"].endswith("/Cluster/Region")}
     (region,) = regions
-    assert env["AWS_REGION"] == "${data.aws_region." + region + ".name}"
+    # ``id`` is the region's name in provider 5.x and 6.x (``name`` is deprecated in 6.x)
+    assert env["AWS_REGION"] == "${data.aws_region." + region + ".id}"
     assert set(regions[region]) == {"//"}  # no region argument of its own
     assert plan.doc["provider"]["aws"][0]["region"] == "us-west-2"
 

@@ -560,8 +560,8 @@ def test_props_from_config_reads_pools_and_runtime_timeouts(example_config):
     assert by_name["sdruntime"].spot_gpu_limit is None
     assert props.chart_version == example_config.karpenter.chart_version == "1.14.1"
     data["karpenter"]["pools"] = {"nope": {"spot_gpu_limit": 1}}
-    with pytest.raises(ValueError, match=r"karpenter\.pools: nope name no runtime"):
-        karpenter_props(parse_config(data))
+    with pytest.raises(ValueError, match=r"karpenter\.pools\.nope: names no runtime"):
+        parse_config(data)
 
 
 def test_config_refuses_latest_alias_and_snapshot_with_raid0():

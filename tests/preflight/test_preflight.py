@@ -407,7 +407,7 @@ def test_report_has_one_line_per_check_and_exit_1_on_failure(harness, capsys, un
     assert main(argv, clients=harness.clients()) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
-        "Pre-flight checks for us-west-2: GPU pool g6, g5 up to 8 GPUs (spot and on-demand) "
+        "Pre-flight checks for us-west-2: GPU pool g6, g5 up to 16 GPUs (8 spot, 8 on-demand) "
         "in us-west-2a, us-west-2d"
     )
     checks = out[2:-2]
@@ -460,7 +460,7 @@ def test_unreachable_aws_fails_credentials_and_stops(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--instance-families", "g6"], "the following arguments are required: --gpu-limit"),
+        (["--instance-families", "g6"], "--gpu-limit required without --config"),
         (["--instance-families", "g6", "--gpu-limit", "0"], "gpu_limit must be >= 1 (got 0)"),
         (
             ["--instance-families", "g6", "--gpu-limit", "1", "--capacity-types", "reserved"],

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import random
+import shutil
 from pathlib import Path
 
 import boto3
@@ -164,6 +166,37 @@ def test_bucket_from_terraform_reads_the_model_bucket_output(tmp_path, monkeypat
     assert upload_model.bucket_from_terraform(tmp_path) == "sdaas-models-123456789012-us-west-2"
     assert calls == [["terraform", f"-chdir={tmp_path}", "output", "-no-color", "-json",
                       "model_bucket"]]
+
+
+def test_no_credentials_is_said_before_any_work(checkpoint, monkeypatch, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(checkpoint.parent / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(checkpoint.parent / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main([str(checkpoint), "--bucket", "b", "--endpoint-url", "http://127.0.0.1:9",
+                 "--config", str(EXAMPLE_CONFIG)]) == 1
+    captured = capsys.readouterr()
+    assert "upload-model: no AWS credentials: set AWS_PROFILE" in captured.err
+    assert "refused" not in captured.err and "sha256" not in captured.out + captured.err
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_reading_the_bucket_before_apply_says_so_without_terminal_codes(tmp_path, capsys,
+                                                                       checkpoint):
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "main.tf.json").write_text(json.dumps(
+        {"terraform": {"backend": {"local": {"path": "terraform.tfstate"}}}}))
+    assert main([str(checkpoint), "--stack-dir", str(stack),
+                 "--config", str(EXAMPLE_CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b[" not in err and "\u2502" not in err
+    assert err.startswith(f"upload-model: cannot read the model_bucket output in {stack} "
+                          "(has the stack been applied?): ")
+    assert err.rstrip().endswith('Error: Backend initialization required, please run '
+                                 '"terraform init": pass --bucket')
 
 
 # --- units -------------------------------------------------------------------------------
