@@ -6,6 +6,10 @@ responses). For each result message: read the task's ``webhook`` from its record
 stored it there), skip it unless the task has one that wants this status, then ``POST``
 the message as JSON, signed with the stack's secret (:func:`task_contract.webhook.signature`).
 
+The webhook is read from the record rather than carried in the result message: the message
+stays what every result subscriber already receives (a receiver URL may hold the receiver's
+own token, which other subscribers have no business seeing), and the agent is unchanged.
+
 Outcomes (docs/contracts.md, "Webhooks"):
 
 * 2xx: delivered;
