@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from task_contract.delivery import (
+    CANCEL_POLL_SECONDS,
     LONG_POLL_SECONDS,
     VISIBILITY_TIMEOUT_SECONDS,
     default_heartbeat_seconds,
@@ -79,6 +80,7 @@ class AgentConfig:
     kube_api_url: str | None = None
     kube_serviceaccount_dir: str = DEFAULT_SERVICEACCOUNT_DIR
     comfyui_poll_seconds: float = 0.1
+    cancel_poll_seconds: float = CANCEL_POLL_SECONDS
     metrics_namespace: str = METRICS_NAMESPACE
 
 
@@ -212,6 +214,8 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
         kube_serviceaccount_dir=r.raw("AGENT_KUBE_SERVICEACCOUNT_DIR")
         or DEFAULT_SERVICEACCOUNT_DIR,
         comfyui_poll_seconds=r.number("AGENT_COMFYUI_POLL_SECONDS", 0.1, float, 0.01, 10),
+        cancel_poll_seconds=r.number("AGENT_CANCEL_POLL_SECONDS", CANCEL_POLL_SECONDS, float,
+                                     0.1, 60),
         metrics_namespace=r.raw("AGENT_METRICS_NAMESPACE") or METRICS_NAMESPACE,
     )
     if config.retry_delay_max_seconds < config.retry_delay_seconds:

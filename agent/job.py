@@ -31,6 +31,8 @@ class Job:
     attempts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False  # the client cancelled the task: it ends ``cancelled``
+    record: dict[str, Any] | None = None  # the cancelled task's record, once claimed
     images: list[str] = field(default_factory=list)  # the image URIs among the outputs
     outputs: list[StoredOutput] = field(default_factory=list)
     # Finishing steps already done, so a retry resumes instead of writing twice.

@@ -8,7 +8,15 @@ Stages and threads:
 - finishers (``AGENT_UPLOAD_WORKERS`` threads): write the images and result document, the
   final status, publish the result, set ``result_published``, delete the message — in that
   order, so a crash at any point means a retry, never a lost or half-reported task;
-- heartbeat (1 thread): extends the visibility of every held message.
+- heartbeat (1 thread): extends the visibility of every held message;
+- cancel watch (1 thread): reads the status of every prepared or running task every few
+  seconds; a task the client cancelled is not started, or interrupted in its runtime, and
+  ends ``cancelled``.
+
+A task whose record is ``cancelled`` (the client cancelled it while it was queued, or while
+it ran) is never run further and stores no outputs: one agent claims it in the record,
+publishes its ``cancelled`` result from the record, sets ``result_published`` and deletes
+the message.
 
 Failure classes (agent.errors): a permanent failure is reported once and its message deleted;
 a transient one releases the message with a backoff delay so SQS delivers it again; on the
@@ -31,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from agent import logs
 from agent.aws import AwsClients
+from agent.cancellation import CancelWatch
 from agent.coldstart import ColdStart
 from agent.config import AgentConfig
 from agent.errors import TaskError, TransientError, clip
@@ -45,12 +54,24 @@ from agent.runtimes.base import Cancelled, RuntimeAdapter
 from agent.status import TaskTable
 from agent.storage import OutputStore
 from task_contract.layout import output_location
-from task_contract.record import COMPLETED, FAILED, FINAL_STATUSES, parse_timestamp
+from task_contract.record import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINAL_STATUSES,
+    Fields,
+    parse_timestamp,
+)
 from task_contract.result import message_from_record, result_message
 
 MAX_CLAIM_CHECK_BYTES = 16 * 1024 * 1024
 SHUTDOWN_CLEANUP_SECONDS = 20.0  # the runtime adapter's clean-up (ComfyUI history) at exit
 _STOP = object()
+
+
+def _unclaimed_cancel(record: dict[str, Any]) -> bool:
+    """A cancelled record no agent has claimed yet (``result_published`` absent)."""
+    return record.get(Fields.STATUS) == CANCELLED and Fields.RESULT_PUBLISHED not in record
 
 
 class Pipeline:
@@ -83,8 +104,12 @@ class Pipeline:
             threading.Thread(target=self._work_loop, name=f"runtime-{i}", daemon=True)
             for i in range(config.runtime_concurrency)
         ]
+        self.cancel_watch: CancelWatch[Job] | None = (
+            CancelWatch(self.table.status_of, self._cancel_running, config.cancel_poll_seconds)
+            if self.table is not None else None)
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0
 
     # ====================================================================== lifecycle ====
     def start(self) -> None:
@@ -99,6 +124,8 @@ class Pipeline:
                          networks=[str(n) for n in self.config.input_allow_networks],
                          note="AGENT_INPUT_ALLOW_ADDRESSES is meant for tests only")
         self.annotator.start()
+        if self.cancel_watch is not None:
+            self.cancel_watch.start()
         for worker in self._workers:
             worker.start()
         self._receiver.start()
@@ -136,11 +163,13 @@ class Pipeline:
                                         - (time.monotonic() - started)))
         self.adapter.close(SHUTDOWN_CLEANUP_SECONDS)
         self._release_prefetched(final=True)
+        if self.cancel_watch is not None:
+            self.cancel_watch.stop()
         self._finishers.shutdown(wait=True)
         self.queue.stop()
         self.annotator.stop()
         logs.event("shutdown_complete", seconds=round(time.monotonic() - started, 3),
-                   completed=self.completed, failed=self.failed)
+                   completed=self.completed, failed=self.failed, cancelled=self.cancelled)
 
     def _running_jobs(self) -> list[Job]:
         with self._slots:
@@ -292,6 +321,8 @@ class Pipeline:
             self._give_back(job, "shutdown: prefetched task released")
             return
         job.timings["prepared_at"] = time.monotonic()
+        if self.cancel_watch is not None:
+            self.cancel_watch.watch(task.id, job)  # from now until it leaves the runtime
         self._ready_jobs.put(job)
 
     def _invalid(self, job: Job, exc: InvalidMessage) -> None:
@@ -336,6 +367,12 @@ class Pipeline:
         if record.get("result_published"):
             logs.event("duplicate_ignored", task_id=task.id, status=record.get("status"))
             self.queue.delete(job)
+            return
+        if _unclaimed_cancel(record):
+            try:
+                self._report_cancelled(job)
+            except (ClientError, BotoCoreError) as exc:
+                self._retry_later(job, TransientError("notify_error", clip(exc, 300)))
             return
         recent = self._age_seconds(record.get("updated_at")) < self._settle_seconds()
         if recent and not self.queue.is_last_delivery(job):
@@ -383,7 +420,10 @@ class Pipeline:
                     self._running.pop(job.message_id, None)
                     self._idle_workers += 1
                     self._slots.notify_all()
-            if job.cancel.is_set():
+            if job.cancelled:
+                job.output, job.error = None, None  # whatever the runtime said: discarded
+                self._finishers.submit(self._finish, job)
+            elif job.cancel.is_set():
                 self._give_back(job, "shutdown: running task interrupted")
                 self._job_done()
             else:
@@ -393,8 +433,12 @@ class Pipeline:
         assert job.prepared is not None
         started = time.monotonic()
         job.timings["prefetch_wait"] = started - job.timings.pop("prepared_at", started)
+        task_id = job.prepared.task.id
         try:
-            job.output = self.adapter.run(job.prepared, job.cancel)
+            if job.cancelled:  # cancelled while it waited for the runtime: not started
+                logs.event("task_not_started", task_id=task_id, reason="cancelled")
+            else:
+                job.output = self.adapter.run(job.prepared, job.cancel)
         except Cancelled:
             job.cancel.set()
         except TaskError as exc:
@@ -404,7 +448,21 @@ class Pipeline:
         except Exception as exc:  # a bug must not kill the worker nor lose the task
             logs.error("runtime_call_crashed", task_id=job.task_id, error=clip(repr(exc), 300))
             job.error = TransientError("agent_error", repr(exc))
+        finally:
+            if self.cancel_watch is not None:
+                self.cancel_watch.forget(task_id)
         job.timings["inference"] = time.monotonic() - started
+
+    def _cancel_running(self, job: Job) -> None:
+        """The client cancelled ``job`` while it waits for the runtime or runs (the cancel
+        watch saw its record): it is not started, or its generation is stopped; it ends
+        ``cancelled`` (:meth:`_report_cancelled`)."""
+        job.cancelled = True
+        job.cancel.set()
+        with self._slots:
+            running = self._running.get(job.message_id) is job
+        if running and job.prepared is not None:
+            self.adapter.cancel(job.prepared)
 
     def _job_done(self) -> None:
         with self._slots:
@@ -454,6 +512,9 @@ class Pipeline:
         """
         task = job.task
         assert task is not None
+        if job.cancelled and job.final_written:
+            self._report_cancelled(job)  # a retry: resume where it stopped
+            return
         error = job.error
         exhausted = error is not None and not error.permanent
         status = FAILED if error is not None else COMPLETED
@@ -465,6 +526,10 @@ class Pipeline:
                                         "deliveries)")
         if not job.final_written and self.table is not None:
             record = self.table.get(task.id)
+            if record is not None and _unclaimed_cancel(record):
+                # Cancelled while it ran (noticed or not): nothing of it is stored.
+                self._report_cancelled(job)
+                return
             if record is not None and record.get("status") in FINAL_STATUSES:
                 self._lost_race(job, record)
                 return
@@ -510,6 +575,29 @@ class Pipeline:
         else:
             self.queue.delete(job)
 
+    def _report_cancelled(self, job: Job) -> None:
+        """A cancelled task: claim it in the record, publish its result from the record, set
+        ``result_published``, delete the message (each step once, as :meth:`_report`)."""
+        task = job.task
+        assert task is not None and self.table is not None
+        job.cancelled = True
+        if not job.final_written:
+            record = self.table.claim_cancelled(task.id)
+            if record is None:  # another agent claimed it first: it publishes
+                self._lost_race(job, self.table.get(task.id) or {})
+                return
+            job.record = record
+            job.final_written = True
+        if not job.published:
+            self.publisher.publish(message_from_record(job.record or {}, self.config.bucket))
+            job.published = True
+        if not job.published_flagged:
+            self.table.mark_result_published(task.id)
+            job.published_flagged = True
+        self.cancelled += 1
+        log_finished(self.config, job, CANCELLED, None)
+        self.queue.delete(job)
+
     def _lost_race(self, job: Job, record: dict[str, Any]) -> None:
         """Another delivery of this task reached a final status first: keep its outputs."""
         task = job.task
@@ -548,6 +636,8 @@ class Pipeline:
         """Release a task this agent will not run (shutdown): visible again at once."""
         logs.event("task_released", task_id=job.task_id, message_id=job.message_id,
                    reason=reason)
+        if job.task is not None and self.cancel_watch is not None:
+            self.cancel_watch.forget(job.task.id)
         if job.task is not None and self.table is not None:
             try:
                 self.table.release_running(job.task.id)

@@ -3,7 +3,9 @@
 ``running`` increments ``attempts`` and is written only while the status is not final; the
 final status (``completed``/``failed``) is written once under the same condition; then
 ``result_published``. A lost race (another agent finished the task first) is reported to the
-caller, never overwritten.
+caller, never overwritten. A task the client cancelled (``cancelled``, written by the cancel
+API) is claimed once by the agent that publishes its result (``result_published`` set to false,
+as a final status written by an agent has it), then ``result_published``.
 """
 
 from __future__ import annotations
@@ -17,19 +19,19 @@ from botocore.exceptions import ClientError
 
 from agent.messages import Task
 from task_contract.record import (
-    COMPLETED,
-    FAILED,
+    CANCELLED,
     QUEUED,
     RUNNING,
     SECONDS_PER_DAY,
     Fields,
     encode_context,
+    not_final,
     plain,
     storable,
     timestamp,
 )
 
-_NOT_FINAL = "attribute_not_exists(#status) OR NOT (#status IN (:completed, :failed))"
+_NOT_FINAL, _FINAL_VALUES = not_final()
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -101,7 +103,7 @@ class TaskTable:
             ":runtime": task.runtime, ":tasktype": task.tasktype, ":output": output_location,
             ":prefix": task.prefix, ":context": encode_context(task.context),
             ":expires": int(time.time()) + self._ttl_seconds,
-            ":completed": COMPLETED, ":failed": FAILED,
+            **_FINAL_VALUES,
         }
         try:
             answer = self._update(task.id, expression, values, _NOT_FINAL, names, "UPDATED_NEW")
@@ -137,7 +139,7 @@ class TaskTable:
             ":rt": task.runtime, ":tt": task.tasktype,
             ":expires": int(time.time()) + self._ttl_seconds,
             ":context": encode_context(task.context),
-            ":completed": COMPLETED, ":failed": FAILED,
+            **_FINAL_VALUES,
         }
         try:
             self._update(task.id, expression, values, _NOT_FINAL, names)
@@ -146,6 +148,29 @@ class TaskTable:
                 return False
             raise
         return True
+
+    def status_of(self, task_id: str) -> str | None:
+        """The record's status (one strongly consistent read of that attribute only)."""
+        answer = self._db.get_item(TableName=self.table, Key={Fields.ID: {"S": task_id}},
+                                   ConsistentRead=True, ProjectionExpression="#status",
+                                   ExpressionAttributeNames={"#status": Fields.STATUS})
+        status = _from_item(answer.get("Item") or {}).get(Fields.STATUS)
+        return status if isinstance(status, str) else None
+
+    def claim_cancelled(self, task_id: str) -> dict[str, Any] | None:
+        """Become the agent that publishes a cancelled task's result: the record as it is now
+        claimed, or ``None`` when it is not cancelled or another agent claimed it first."""
+        try:
+            # ``updated_at`` stays the moment of the cancellation: the status view of a
+            # cancelled task does not change (a repeated cancel answers the same body).
+            return self._update(
+                task_id, "SET #published = :false", {":false": False, ":cancelled": CANCELLED},
+                "#status = :cancelled AND attribute_not_exists(#published)",
+                {"#published": Fields.RESULT_PUBLISHED}, "ALL_NEW")
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return None
 
     def mark_result_published(self, task_id: str) -> None:
         self._update(task_id, "SET #published = :true", {":true": True},

@@ -28,29 +28,35 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     return api.run("status", _handle, event, context)
 
 
-def _task_id(event: dict[str, Any]) -> Any:
-    """The ``{id}`` path parameter; from the path itself behind a greedy proxy resource."""
-    if api.route(event) == RESOURCE:
-        return api.path_parameter(event, "id")
-    path = event.get("path")
-    match = _PATH.fullmatch(path.rstrip("/")) if isinstance(path, str) else None
-    if match is None:
-        raise ApiError(404, "not_found", "no such resource; GET /v1alpha2/tasks/{id}")
-    return unquote(match.group(1))
-
-
-def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    raw_id = _task_id(event)
-    fields["route"] = RESOURCE
-    if api.method(event) != "GET":
+def task_id_of(event: dict[str, Any], fields: dict[str, Any], resource: str,
+               path: re.Pattern[str], verb: str) -> str:
+    """The checked ``{id}`` of a request to ``resource`` (404 for another path, 405 for
+    another method, 400 for a bad id): the path parameter, or from the path itself behind a
+    greedy proxy resource (``path`` captures it)."""
+    if api.route(event) == resource:
+        raw_id = api.path_parameter(event, "id")
+    else:
+        request_path = event.get("path")
+        match = (path.fullmatch(request_path.rstrip("/")) if isinstance(request_path, str)
+                 else None)
+        if match is None:
+            raise ApiError(404, "not_found", f"no such resource; {verb} {resource}")
+        raw_id = unquote(match.group(1))
+    fields["route"] = resource
+    if api.method(event) != verb:
         raise ApiError(
-            405, "method_not_allowed", f"{RESOURCE} accepts GET", headers={"Allow": "GET"}
+            405, "method_not_allowed", f"{resource} accepts {verb}", headers={"Allow": verb}
         )
     problems = validation.Problems()
     task_id = check_id(raw_id, "id", problems)
     problems.raise_if_any()
     assert task_id is not None
     fields["id"] = task_id
+    return task_id
+
+
+def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    task_id = task_id_of(event, fields, RESOURCE, _PATH, "GET")
     cfg = config.status_config()
     try:
         record = tasks.get(cfg.table, task_id)

@@ -1,4 +1,5 @@
-"""The task table (schema and rules in docs/contracts.md): create, read, mark published.
+"""The task table (schema and rules in docs/contracts.md): create, read, mark published,
+cancel.
 
 Items are converted with boto3's DynamoDB type (de)serialisers; numbers come back as
 ``int`` or ``float`` rather than ``Decimal``. Attribute names, status values and value
@@ -16,10 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambda_src import aws
 from lambda_src.validation import Submission
 from task_contract.record import (
+    CANCELLED,
     QUEUED,
     Fields,
     encode_context,
     expires_at,
+    not_final,
     plain,
     timestamp,
 )
@@ -32,7 +35,8 @@ def _to_item(record: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in record.items()}
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a record of plain JSON values."""
     return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
@@ -84,7 +88,7 @@ def create(table: str, record: dict[str, Any], now: datetime) -> dict[str, Any] 
             raise aws.classify("dynamodb", "PutItem", exc) from exc
         old = exc.response.get("Item")
         if old:
-            return _from_item(old)
+            return from_item(old)
         existing = get(table, record[Fields.ID])
         # Deleted between the two calls: report as a (transient) conflict to retry.
         if existing is None:
@@ -107,7 +111,7 @@ def get(table: str, task_id: str) -> dict[str, Any] | None:
         ConsistentRead=True,
     )
     item = response.get("Item")
-    return _from_item(item) if item else None
+    return from_item(item) if item else None
 
 
 def mark_published(table: str, task_id: str, sha256: str) -> None:
@@ -122,3 +126,33 @@ def mark_published(table: str, task_id: str, sha256: str) -> None:
         ConditionExpression=f"{Fields.REQUEST_SHA256} = :sha",
         ExpressionAttributeValues={":true": {"BOOL": True}, ":sha": {"S": sha256}},
     )
+
+
+def cancel(table: str, task_id: str, now: datetime) -> tuple[dict[str, Any] | None, bool]:
+    """Set a live, not final task ``cancelled``: ``(record, True)`` with the record as written;
+    else ``(record, False)`` with the record as it is (``None``: no such task)."""
+    condition, finals = not_final()
+    values = {":cancelled": CANCELLED, ":now": timestamp(now),
+              ":epoch": int(now.timestamp()), **finals}
+    try:
+        answer = aws.client("dynamodb").update_item(
+            TableName=table,
+            Key={Fields.ID: {"S": task_id}},
+            UpdateExpression="SET #status = :cancelled, #updated = :now",
+            ConditionExpression=(f"attribute_exists(#id) AND ({condition}) AND "
+                                 "(attribute_not_exists(#expires) OR #expires >= :epoch)"),
+            ExpressionAttributeNames={"#id": Fields.ID, "#status": Fields.STATUS,
+                                      "#updated": Fields.UPDATED_AT,
+                                      "#expires": Fields.EXPIRES_AT},
+            ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise aws.classify("dynamodb", "UpdateItem", exc) from exc
+        old = exc.response.get("Item")
+        return (from_item(old) if old else None), False
+    except BotoCoreError as exc:
+        raise aws.classify("dynamodb", "UpdateItem", exc) from exc
+    return from_item(answer.get("Attributes") or {}), True

@@ -12,6 +12,9 @@ VISIBILITY_TIMEOUT_SECONDS = 120
 # The longest default heartbeat (AGENT_HEARTBEAT_SECONDS): a quarter of the visibility
 # timeout when that is shorter.
 HEARTBEAT_SECONDS = 30.0
+# How often the agent reads the record of a task it runs to see whether it was cancelled
+# (AGENT_CANCEL_POLL_SECONDS): one read a running task per interval, whatever the runtime.
+CANCEL_POLL_SECONDS = 2.0
 
 
 def default_heartbeat_seconds(visibility_timeout_seconds: float) -> float:

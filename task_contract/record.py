@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-# Status values: queued -> running -> completed | failed.
+# Status values: queued -> running -> completed | failed; queued or running -> cancelled
+# (POST /v1alpha2/tasks/{id}/cancel). A final status is never changed.
 QUEUED: Final = "queued"
 RUNNING: Final = "running"
 COMPLETED: Final = "completed"
 FAILED: Final = "failed"
-STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED)
-FINAL_STATUSES = (COMPLETED, FAILED)
+CANCELLED: Final = "cancelled"
+STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+FINAL_STATUSES = (COMPLETED, FAILED, CANCELLED)
 
 SECONDS_PER_DAY = 86_400
 # Days a record lives (TASK_TTL_DAYS of both programs): the default and the allowed range.
@@ -45,6 +47,16 @@ class Fields:
     RESULT_PUBLISHED: Final = "result_published"
     EXPIRES_AT: Final = "expires_at"
     WEBHOOK: Final = "webhook"  # {"url", "events"} as ingest checked it; absent: none
+
+
+def not_final(status_name: str = "#status") -> tuple[str, dict[str, str]]:
+    """The DynamoDB condition "the record's status is not final" (or it has none): the
+    expression, with ``status_name`` for the status attribute, and its values
+    (``:final0`` ...). Every write that must never change a final status uses it."""
+    values = {f":final{index}": status for index, status in enumerate(FINAL_STATUSES)}
+    expression = (f"attribute_not_exists({status_name}) OR "
+                  f"NOT ({status_name} IN ({', '.join(values)}))")
+    return expression, values
 
 
 def timestamp(moment: datetime) -> str:

@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 
 from task_contract import netguard
 from task_contract.problems import MISSING, Problems, child, join, json_type, quote, required
-from task_contract.record import COMPLETED, FAILED
+from task_contract.record import FINAL_STATUSES
 
-CANCELLED: Final = "cancelled"  # the status of a cancelled task
-EVENTS = (COMPLETED, FAILED, CANCELLED)
+EVENTS = FINAL_STATUSES  # completed, failed, cancelled
 MAX_URL_CHARS = 2048
 # The local-mode setting ("true"): loopback receivers allowed, over http:// too. Never set
 # by the constructs; only local mode sets it.

@@ -25,7 +25,8 @@ CONTROL_TIMEOUT = 30.0
 
 
 class Cancelled(Exception):
-    """The pipeline cancelled the task (shutdown); its result must be discarded."""
+    """The pipeline cancelled the task (shutdown, or the client cancelled it); its result
+    must be discarded."""
 
 
 @dataclass
@@ -76,6 +77,12 @@ class RuntimeAdapter(ABC):
     @abstractmethod
     def interrupt(self, prepared: Prepared | None = None) -> None:
         """Stop the generation of ``prepared``, and nothing else (best effort, never raises)."""
+
+    def cancel(self, prepared: Prepared) -> None:
+        """The client cancelled the task of ``prepared`` while it runs (its ``cancel`` event
+        is set): stop its generation early where that touches no other task. By default
+        :meth:`interrupt`."""
+        self.interrupt(prepared)
 
     def close(self, timeout: float) -> None:  # noqa: B027 - optional, nothing by default
         """Finish background clean-up within ``timeout`` seconds (at shutdown)."""

@@ -162,6 +162,10 @@ class ComfyUiAdapter(RuntimeAdapter):
                              info={"prompt_id": prompt_id, "files": names},
                              animated=animated)
 
+    def cancel(self, prepared: Prepared) -> None:
+        """Nothing more: :meth:`run` sees the event within ``AGENT_COMFYUI_POLL_SECONDS`` and
+        withdraws its prompt by id (deleted from the queue, or interrupted while it runs)."""
+
     def interrupt(self, prepared: Prepared | None = None) -> None:
         prompt_id = prepared.state.get("prompt_id") if prepared is not None else None
         if prompt_id:

@@ -184,12 +184,26 @@ class SdWebUiAdapter(RuntimeAdapter):
         try:
             if cancel.is_set():
                 raise Cancelled()
+            prepared.state["generating"] = True
             answer = self._generate(ENDPOINTS[task.tasktype], prepared.body)
         finally:
+            prepared.state["generating"] = False
             self._gate.leave()
         if cancel.is_set():
             raise Cancelled()
         return self._output(task, answer)
+
+    def cancel(self, prepared: Prepared) -> None:
+        """The WebUI's interrupt stops whatever it generates: sent only while this task's
+        generation is the only one in flight. Otherwise the generation ends by itself and
+        its images are discarded (before its call, :meth:`run` sees the event)."""
+        with self._gate._cond:
+            alone = bool(prepared.state.get("generating")) and self._gate._active == 1
+        if alone:
+            self.interrupt(prepared)
+        else:
+            logs.event("runtime_interrupt_skipped", task_id=prepared.task.id,
+                       reason="other generations share the runtime's global interrupt")
 
     def interrupt(self, prepared: Prepared | None = None) -> None:
         try:

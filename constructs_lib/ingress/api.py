@@ -31,9 +31,10 @@ class RestApi:
     usage_plan: Any
 
 
-def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
+def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status, cancel,
              key_arn: str, partition: str, region: str, account_id: str) -> RestApi:
-    """The REST API, its routes to ``ingest`` and ``status``, stage, logs, key and plan."""
+    """The REST API, its routes to ``ingest``, ``status`` and ``cancel``, stage, logs, key
+    and plan."""
     api = aws.api_gateway_rest_api.ApiGatewayRestApi(
         scope, "Api", name=f"{props.name}-api",
         description="Asynchronous Stable Diffusion task API",
@@ -56,10 +57,13 @@ def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
         scope, "ResourceTasks", rest_api_id=api.id, parent_id=v2.id, path_part="tasks")
     task = aws.api_gateway_resource.ApiGatewayResource(
         scope, "ResourceTask", rest_api_id=api.id, parent_id=tasks.id, path_part="{id}")
+    task_cancel = aws.api_gateway_resource.ApiGatewayResource(
+        scope, "ResourceTaskCancel", rest_api_id=api.id, parent_id=task.id, path_part="cancel")
     routes = [
         ("PostV1alpha2", v2, "POST", ingest, None),
         ("PostV1alpha1", v1, "POST", ingest, None),
         ("GetTask", task, "GET", status, {"method.request.path.id": True}),
+        ("CancelTask", task_cancel, "POST", cancel, {"method.request.path.id": True}),
     ]
     deployment_inputs = []
     integrations = []
@@ -77,7 +81,7 @@ def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
         )
         integrations.append(integration)
         deployment_inputs.append(f"{key}:{verb}:{function.node.path}")
-    for function, key in ((ingest, "Ingest"), (status, "Status")):
+    for function, key in ((ingest, "Ingest"), (status, "Status"), (cancel, "Cancel")):
         aws.lambda_permission.LambdaPermission(
             scope, f"Invoke{key}", action="lambda:InvokeFunction",
             function_name=function.function_name, principal="apigateway.amazonaws.com",

@@ -173,6 +173,22 @@ class ServerlessIngress(Construct):
             ],
         )
 
+        self._cancel = lambda_function(
+            self, "Cancel", "cancel", asset, props=props, key_arn=self._key.arn,
+            environment={
+                "TASK_TABLE": self._table.name,
+                "OUTPUT_BUCKET": self._bucket.bucket,
+                "PRESIGN_EXPIRES_SECONDS": "3600",
+                "LOG_LEVEL": "INFO",
+            },
+            statements=[
+                Statement(sid="CancelTasks", actions=("dynamodb:UpdateItem",),
+                          resources=(self._table.arn,)),
+                Statement(sid="UseKey", actions=("kms:GenerateDataKey", "kms:Decrypt"),
+                          resources=(self._key.arn,)),
+            ],
+        )
+
         self._webhooks = WebhookDeliverer(
             self, "Webhooks", props=props, asset=asset, key_arn=self._key.arn,
             result_topic_arn=self._result_topic.arn, table_name=self._table.name,
@@ -180,6 +196,7 @@ class ServerlessIngress(Construct):
 
         # --- REST API ----------------------------------------------------------------------
         rest = rest_api(self, props=props, ingest=self._ingest, status=self._status,
+                        cancel=self._cancel,
                         key_arn=self._key.arn, partition=self._partition, region=self._region,
                         account_id=self._account_id)
         self._api, self._stage, self._api_key = rest.api, rest.stage, rest.api_key
@@ -291,6 +308,10 @@ class ServerlessIngress(Construct):
     @property
     def status_function_name(self) -> str:
         return self._status.function_name
+
+    @property
+    def cancel_function_name(self) -> str:
+        return self._cancel.function_name
 
     @property
     def alarm_arns(self) -> list[str]:

@@ -5,6 +5,7 @@
     sdctl submit request.json [--wait] [--out DIR] [--id ID]
     sdctl status ID
     sdctl wait ID [--out DIR]
+    sdctl cancel ID
 
 ``submit`` sends a JSON request file (``-`` reads standard input): a v1alpha2 body
 (``{"task": {"metadata": ..., "content": ...}}``) goes to ``POST /v1alpha2``, a legacy
@@ -15,6 +16,11 @@ time) on standard error, and the images downloaded through their presigned URLs 
 on a network error or a 429/502/503/504 is sent again (at most 3 attempts, honouring
 ``Retry-After`` up to 10 s); an image download is tried again on a network error or a 5xx.
 Each retry is said on standard error, with its reason.
+
+``cancel`` cancels a task that is queued or running (``POST /v1alpha2/tasks/{id}/cancel``):
+it is never run, or interrupted in its runtime, and ends ``cancelled``. Cancelling a task that
+is already cancelled succeeds again; a task that already completed or failed cannot be
+cancelled (HTTP 409, exit 2).
 
 Where the API is (the first that answers, per value):
 
@@ -29,12 +35,13 @@ Where the API is (the first that answers, per value):
 Exit status:
 
 == ==========================================================================
-0  success: accepted (without ``--wait``), completed, or status shown
+0  success: accepted (without ``--wait``), completed, cancelled by ``cancel``, or status shown
 1  an unexpected error in sdctl itself
 2  a client error: bad arguments or request file, no endpoint, HTTP 4xx
 3  the task failed (``status`` too, for a failed task)
 4  timed out waiting (the task goes on; ``sdctl wait ID`` resumes)
 5  a server error (HTTP 5xx) or the API, or an image URL, is unreachable
+6  the task was cancelled (``wait`` and ``status``; ``cancel`` exits 0)
 130 interrupted (Ctrl-C)
 == ==========================================================================
 """
@@ -59,6 +66,7 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from sdaas.terraform import TerraformError, read_outputs
+from task_contract.record import CANCELLED, FAILED, FINAL_STATUSES
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -66,6 +74,7 @@ EXIT_CLIENT = 2
 EXIT_TASK_FAILED = 3
 EXIT_TIMEOUT = 4
 EXIT_SERVER = 5
+EXIT_TASK_CANCELLED = 6
 EXIT_INTERRUPTED = 130
 
 CONNECT_TIMEOUT = 5.0
@@ -75,7 +84,7 @@ BACKOFF_SECONDS = 1.0  # urllib3 backoff factor: the second retry waits 2 s, a t
 RETRY_STATUSES = (429, 502, 503, 504)  # throttled, or the API briefly unavailable
 SERVER_ERRORS = tuple(range(500, 600))  # a download's storage failing for a moment
 MAX_RETRY_AFTER = 10.0
-FINAL = ("completed", "failed")
+FINAL = FINAL_STATUSES
 DEFAULT_OUT = "sd-outputs"
 
 
@@ -307,6 +316,11 @@ class Api:
         response = self.request("GET", f"/v1alpha2/tasks/{quote(task_id, safe='')}")
         return _json_or_raise(response)
 
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        """Cancelling is idempotent too: a repeated request answers as the first."""
+        response = self.request("POST", f"/v1alpha2/tasks/{quote(task_id, safe='')}/cancel")
+        return _json_or_raise(response)
+
 
 def _json_or_raise(response: requests.Response) -> dict[str, Any]:
     if response.status_code >= 400:
@@ -464,8 +478,10 @@ def wait_for(api: Api, task_id: str, *, timeout: float, interval: float, out: Pa
         display.close()
     if as_json:
         print(json.dumps(record, indent=2), file=out_stream)
-    if status == "failed":
+    if status == FAILED:
         raise CliError(EXIT_TASK_FAILED, _failure(record))
+    if status == CANCELLED:
+        raise CliError(EXIT_TASK_CANCELLED, f"task {task_id} was cancelled")
     timings = _timings(record)
     if timings:
         print(f"sdctl: {task_id} completed ({timings})", file=err)
@@ -518,8 +534,19 @@ def cmd_status(args: argparse.Namespace, api: Api, out: IO[str], err: IO[str]) -
         ]
         for key, value in rows:
             print(f"{key:<8} {value}", file=out)
-    if record.get("status") == "failed":
+    if record.get("status") == FAILED:
         return EXIT_TASK_FAILED
+    if record.get("status") == CANCELLED:
+        return EXIT_TASK_CANCELLED
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, api: Api, out: IO[str], err: IO[str]) -> int:
+    record = api.cancel(args.id)
+    if args.json:
+        print(json.dumps(record, indent=2), file=out)
+    else:
+        print(f"cancelled {record.get('id', args.id)}", file=out)
     return EXIT_OK
 
 
@@ -530,7 +557,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="sdctl", description="Submit image-generation tasks and fetch their images.",
         epilog="Exit status: 0 ok, 2 client error (bad input, HTTP 4xx), 3 task failed, "
-               "4 timed out, 5 server error or unreachable, 130 interrupted.")
+               "4 timed out, 5 server error or unreachable, 6 task cancelled, "
+               "130 interrupted.")
     top.add_argument("--endpoint", help="API base URL, stage included (env SD_ENDPOINT)")
     top.add_argument("--api-key", help="the x-api-key value (env SD_API_KEY)")
     top.add_argument("--stack-dir", help="read endpoint and key from this deployed stack's "
@@ -565,6 +593,10 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument("id")
     waiting(wait)
     wait.set_defaults(func=cmd_wait)
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running task")
+    cancel.add_argument("id")
+    cancel.set_defaults(func=cmd_cancel)
     return top
 
 

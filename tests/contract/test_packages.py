@@ -44,18 +44,20 @@ LAMBDA_CODE = """
 import json
 import lambda_src, task_contract
 import sys
-from lambda_src import ingest, status, webhooks
+from lambda_src import cancel, ingest, status, webhooks
 task = {"metadata": {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image",
                      "prefix": "_requests/t-0"}, "content": {"steps": "16"}}
 posted = ingest.handler({"httpMethod": "POST", "resource": "/v1alpha2",
                          "body": json.dumps({"task": task})}, None)
 looked_up = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/tasks/{id}",
                             "pathParameters": {"id": "a b"}}, None)
+cancelled = cancel.handler({"httpMethod": "POST", "resource": "/v1alpha2/tasks/{id}/cancel",
+                            "pathParameters": {"id": "a b"}}, None)
 delivered = webhooks.handler({"Records": [{"messageId": "m-1", "body": "not a result"}]}, None)
 print(json.dumps({"files": [lambda_src.__file__, task_contract.__file__],
                   "ingest": [posted["statusCode"], json.loads(posted["body"])],
-                  "status": looked_up["statusCode"], "webhooks": delivered,
-                  "requests": "requests" in sys.modules}))
+                  "status": looked_up["statusCode"], "cancel": cancelled["statusCode"],
+                  "webhooks": delivered, "requests": "requests" in sys.modules}))
 """
 LAMBDA_ENV = {"TASK_TABLE": "tasks", "OUTPUT_BUCKET": "outputs", "INPUT_TOPIC_ARN": "arn:t",
               "RUNTIMES": json.dumps({"sdruntime": {"type": "sdwebui"}}),
@@ -77,7 +79,7 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     assert code == 400
     assert [d["path"] for d in body["error"]["details"]] == [
         "task.metadata.prefix", "task.content.steps"]
-    assert ran["status"] == 400
+    assert ran["status"] == ran["cancel"] == 400
     # The deliverer runs from the zip on the standard library (the runtime has no requests).
     assert ran["webhooks"] == {"batchItemFailures": []}
     assert ran["requests"] is False

@@ -13,7 +13,8 @@ import pytest
 from task_contract.content import check_content
 from task_contract.delivery import LONG_POLL_SECONDS, VISIBILITY_TIMEOUT_SECONDS
 from task_contract.problems import Problems
-from task_contract.result import message_from_record
+from task_contract.record import FINAL_STATUSES, STATUSES, not_final
+from task_contract.result import message_attributes, message_from_record
 from task_contract.task import check_task, check_v1alpha1
 
 # The reference implementation's example requests (tests/lambda/fixtures/README.md).
@@ -135,6 +136,27 @@ def test_result_message_from_a_record() -> None:
     bare = message_from_record({"id": "r2", "status": "completed", "context": "not json"}, "b")
     assert (bare["output_url"], bare["context"], bare["result"]) == (
         "s3://b/output/r2/result.json", "not json", True)
+
+
+def test_a_cancelled_record_gives_a_cancelled_message_without_outputs() -> None:
+    record = {"id": "c1", "runtime": "sdruntime", "status": "cancelled", "prefix": "out",
+              "output_location": "s3://b/out/c1", "context": '{"a":1}'}
+    message = message_from_record(record, "b")
+    assert message == {"runtime": "sdruntime", "id": "c1", "result": False,
+                       "status": "cancelled", "image_url": [], "outputs": [],
+                       "output_url": "s3://b/out/c1/result.json", "context": {"a": 1},
+                       "error": None, "timings": {}}
+    assert message_attributes(message) == {
+        "runtime": {"DataType": "String", "StringValue": "sdruntime"},
+        "status": {"DataType": "String", "StringValue": "cancelled"}}
+
+
+def test_cancelled_is_final_and_the_not_final_condition_names_every_final_status() -> None:
+    assert set(FINAL_STATUSES) == {"completed", "failed", "cancelled"} < set(STATUSES)
+    expression, values = not_final("#s")
+    assert sorted(values.values()) == sorted(FINAL_STATUSES)
+    assert expression == ("attribute_not_exists(#s) OR NOT (#s IN "
+                          f"({', '.join(values)}))")
 
 
 # --- one log line format --------------------------------------------------------------------

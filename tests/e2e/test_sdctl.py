@@ -379,3 +379,48 @@ def test_an_expired_image_url_is_reported(api: FakeApi, tmp_path: Path) -> None:
     assert "cannot download" in err and "Request has expired" in err
     assert "X-Amz-Signature" not in err  # the signature is not printed
     assert "retrying" not in err  # an expired URL is not asked again
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_posts_to_the_tasks_cancel_path(api: FakeApi) -> None:
+    api.json("POST", "/prod/v1alpha2/tasks/a%2Fb/cancel", (202, record("cancelled", id="a/b")))
+    code, out, _ = run(["cancel", "a/b"], api)
+    assert code == sdctl.EXIT_OK and out == "cancelled a/b\n"
+    method, path, headers, _ = api.seen[-1]
+    assert (method, path, headers["x-api-key"]) == ("POST", "/prod/v1alpha2/tasks/a%2Fb/cancel",
+                                                    KEY)
+    code, out, _ = run(["--json", "cancel", "a/b"], api)
+    assert code == sdctl.EXIT_OK and json.loads(out)["status"] == "cancelled"
+
+
+def test_cancelling_a_final_task_is_a_client_error_naming_its_status(api: FakeApi) -> None:
+    api.json("POST", "/prod/v1alpha2/tasks/t1/cancel", (409, {"error": {
+        "code": "task_final", "message": "task 't1' is already completed; only a queued or "
+        "running task can be cancelled", "details": [{"path": "status", "message": "completed"}]}}))
+    code, _, err = run(["cancel", "t1"], api)
+    assert code == sdctl.EXIT_CLIENT
+    assert "409" in err and "task_final" in err and "status: completed" in err
+    assert len(api.seen) == 1  # a 409 is not sent again
+
+
+def test_cancel_is_sent_again_when_the_api_is_briefly_unavailable(api: FakeApi) -> None:
+    api.json("POST", "/prod/v1alpha2/tasks/t1/cancel",
+             (503, {"error": {"code": "task_table_failed", "message": "retry", "details": []}}),
+             (202, record("cancelled")))
+    code, _, err = run(["cancel", "t1"], api)
+    assert code == sdctl.EXIT_OK and len(api.seen) == 2 and "503" in err
+
+
+def test_a_cancelled_task_ends_wait_and_status_with_exit_6(api: FakeApi, tmp_path: Path) -> None:
+    api.json("GET", "/prod/v1alpha2/tasks/t1", (200, record("running")),
+             (200, record("cancelled")))
+    err = io.StringIO()
+    code, _, _ = run(["wait", "t1", "--out", str(tmp_path)], api, err=err)
+    assert code == sdctl.EXIT_TASK_CANCELLED
+    assert "t1: running" in err.getvalue() and "t1: cancelled" in err.getvalue()
+    assert "task t1 was cancelled" in err.getvalue()
+    assert not (tmp_path / "t1").exists()
+    code, out, _ = run(["status", "t1"], api)
+    assert code == sdctl.EXIT_TASK_CANCELLED and "cancelled" in out

@@ -284,7 +284,7 @@ class Account:
 
     def record(self, task_id: str) -> dict[str, Any] | None:
         item = self.ddb.get_item(TableName=TABLE, Key={"id": {"S": task_id}}, ConsistentRead=True)
-        return tasks._from_item(item["Item"]) if "Item" in item else None
+        return tasks.from_item(item["Item"]) if "Item" in item else None
 
     def put_record(self, **record: Any) -> None:
         """Write a record as the agent would (numbers as DynamoDB numbers)."""

@@ -163,7 +163,7 @@ def test_every_runtime_and_the_front_door_are_on_the_dashboard(synthesized, body
         assert ("AWS/ApiGateway", metric) in names
     functions = {_resolve(synthesized, dict(d)["FunctionName"])[2]
                  for ns, name, d in seen if ns == "AWS/Lambda"}
-    assert functions == {"sdaas-ingest", "sdaas-status"}
+    assert functions == {"sdaas-ingest", "sdaas-status", "sdaas-cancel"}
     alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
     assert len(alarm_widget["properties"]["alarms"]) == len(
         synthesized.resources("aws_cloudwatch_metric_alarm"))

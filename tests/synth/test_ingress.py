@@ -105,10 +105,10 @@ def test_every_method_requires_an_api_key(synthesized):
     routes = {(m["http_method"], m["//"]["metadata"]["path"].rsplit("/", 1)[-1])
               for m in methods.values()}
     assert routes == {("POST", "MethodPostV1alpha2"), ("POST", "MethodPostV1alpha1"),
-                      ("GET", "MethodGetTask")}
+                      ("GET", "MethodGetTask"), ("POST", "MethodCancelTask")}
     assert all(m["api_key_required"] is True for m in methods.values())
     paths = {r["path_part"] for r in synthesized.resources("aws_api_gateway_resource").values()}
-    assert paths == {"v1alpha2", "v1alpha1", "tasks", "{id}"}
+    assert paths == {"v1alpha2", "v1alpha1", "tasks", "{id}", "cancel"}
 
 
 def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
@@ -131,7 +131,7 @@ def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
 def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
     functions = synthesized.resources("aws_lambda_function")
     assert {f["function_name"] for f in functions.values()} == {
-        "sdaas-ingest", "sdaas-status", "sdaas-webhooks"}
+        "sdaas-ingest", "sdaas-status", "sdaas-cancel", "sdaas-webhooks"}
     for function in functions.values():
         assert function["runtime"] == "python3.12"
         assert function["tracing_config"] == {"mode": "Active"}
@@ -145,7 +145,12 @@ def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
     status = _statements(synthesized, "Status/Role/Function/Document")
     status_actions = {a for s in status for a in s["actions"]}
     assert "sns:Publish" not in status_actions and "dynamodb:PutItem" not in status_actions
-    for stmt in ingest + status:
+    cancel = _statements(synthesized, "Cancel/Role/Function/Document")
+    table_actions = {a for s in cancel for a in s["actions"] if a.startswith("dynamodb:")}
+    assert table_actions == {"dynamodb:UpdateItem"}
+    assert not {a for s in cancel for a in s["actions"]} & {"sns:Publish", "s3:GetObject",
+                                                          "s3:PutObject"}
+    for stmt in ingest + status + cancel:
         if stmt["resources"] == ["*"]:
             assert set(stmt["actions"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 

@@ -23,6 +23,7 @@ from sdaas.local.progress import RecordingProgress
 from sdaas.local.settings import LocalSettings
 from sdaas.local.stack import LocalStack
 from sdaas.local.workdir import port_open
+from task_contract.record import FINAL_STATUSES
 from tests.e2e.support import Tap, pid_alive, wait_for
 from tests.support.terraform import plugin_dir
 
@@ -64,7 +65,7 @@ class Deployed:
     def wait_final(self, task_id: str, timeout: float = 60) -> dict[str, Any]:
         def final() -> dict[str, Any] | None:
             record = self.status(task_id)
-            return record if record["status"] in ("completed", "failed") else None
+            return record if record["status"] in FINAL_STATUSES else None
 
         return wait_for(final, timeout, f"task {task_id} to end", interval=0.1)
 
