@@ -206,6 +206,16 @@ def test_the_events_filter_decides_which_results_are_delivered(account, deliveri
     assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
 
 
+def test_a_cancelled_task_is_delivered_when_asked_for(account, deliveries, receiver):
+    _submit(account, "cancel-hook", {"url": receiver.url(), "events": ["cancelled"]})
+    deliveries.publish("cancel-hook", "completed")
+    deliveries.publish("cancel-hook", "cancelled")
+    deliveries.run()
+    (got,) = receiver.requests
+    assert got.headers["X-Sdaas-Event"] == "cancelled"
+    assert json.loads(got.body)["status"] == "cancelled"
+
+
 def test_a_task_without_a_webhook_is_skipped(account, deliveries, receiver):
     response = account.post(t2i("no-hook"))
     assert response.status == 202
