@@ -14,7 +14,7 @@ STACK = $(shell $(PY) -m sdaas.config --stack-name)
 STACK_DIR = cdktf.out/stacks/$(STACK)
 PYTEST_ARGS ?=
 
-.PHONY: help install synth check-config test lint schema docs cost plan apply destroy \
+.PHONY: help install synth check-config test lint schema docs openapi cost plan apply destroy \
         preflight bench local local-down upload-model agent-image clean
 
 help: ## List the targets
@@ -48,6 +48,9 @@ lint: install $(CHECKOV_VENV)/.installed synth ## ruff, then checkov over the sy
 
 schema: install ## Write config.schema.json (JSON Schema of the configuration file)
 	$(PY) -m sdaas.config --schema > config.schema.json
+
+openapi: install ## Regenerate docs/openapi.json (the API's OpenAPI 3.1 document; the API serves its own)
+	$(PY) -m lambda_src.openapi > docs/openapi.json
 
 docs: synth ## Regenerate docs/reference.md (config keys, construct props, outputs)
 	$(PY) -m sdaas.docs $(STACK_DIR)

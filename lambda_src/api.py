@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambda_src import errors
 from lambda_src.aws import DependencyError
 from lambda_src.config import ConfigError
 from lambda_src.jsonlog import log
@@ -26,13 +27,17 @@ JSON_CONTENT_TYPE = "application/json"
 
 @dataclass
 class ApiError(Exception):
-    """A request that ends with an error response."""
+    """A request that ends with an error response; its code is one of
+    :data:`lambda_src.errors.ERRORS` (with one of the statuses listed there)."""
 
     status: int
     code: str
     message: str
     details: list[dict[str, str]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        errors.check(self.code, self.status)
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"

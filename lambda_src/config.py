@@ -141,6 +141,19 @@ def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
     return runtimes
 
 
+def document_runtimes(env: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """Runtime name -> type from ``RUNTIMES`` for the OpenAPI document; ``None`` when unset
+    (the document then names no runtime)."""
+    env = os.environ if env is None else env
+    if not env.get("RUNTIMES", "").strip():
+        return None
+    problems: list[str] = []
+    runtimes = parse_runtimes(env["RUNTIMES"], problems)
+    if problems:
+        raise ConfigError(problems)
+    return {name: runtime.type for name, runtime in runtimes.items()}
+
+
 def ingest_config(env: Mapping[str, str] | None = None) -> IngestConfig:
     env = os.environ if env is None else env
     problems: list[str] = []

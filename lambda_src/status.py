@@ -1,9 +1,11 @@
-"""Status Lambda: ``GET /v1alpha2/tasks/{id}``.
+"""Status Lambda: ``GET /v1alpha2/tasks/{id}`` and ``GET /v1alpha2/openapi.json``.
 
 Handler string: ``lambda_src.status.handler``. Reads the task record (strongly consistent)
 and answers with its status, output images and presigned GET URLs for the images that are
 in the output bucket, and every output file (videos included) with its content type and a
-presigned URL. Unknown and expired ids are 404.
+presigned URL. Unknown and expired ids are 404. The OpenAPI document
+(:mod:`lambda_src.openapi`) names the stack's runtimes (``RUNTIMES``, optional here) and the
+URL the client called.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from lambda_src import api, aws, config, tasks, validation
+from lambda_src import api, aws, config, openapi, tasks, validation
 from lambda_src.api import ApiError
 from lambda_src.aws import DependencyError
 from task_contract.metadata import check_id
@@ -56,6 +58,8 @@ def task_id_of(event: dict[str, Any], fields: dict[str, Any], resource: str,
 
 
 def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    if api.route(event) == openapi.DOCUMENT_PATH:
+        return _document(event, fields)
     task_id = task_id_of(event, fields, RESOURCE, _PATH, "GET")
     cfg = config.status_config()
     try:
@@ -69,6 +73,16 @@ def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     view = status_view(record, cfg)
     fields.update(runtime=view["runtime"], outcome=view["status"], images=len(view["images"]))
     return api.response(200, view)
+
+
+def _document(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    fields["route"] = openapi.DOCUMENT_PATH
+    if api.method(event) != "GET":
+        raise ApiError(405, "method_not_allowed", f"{openapi.DOCUMENT_PATH} accepts GET",
+                       headers={"Allow": "GET"})
+    runtimes = config.document_runtimes()
+    fields["outcome"] = "document"
+    return api.response(200, openapi.document(runtimes, api.base_url(event) or None))
 
 
 def split_s3_uri(uri: str) -> tuple[str, str] | None:

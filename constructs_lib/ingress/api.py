@@ -34,7 +34,10 @@ class RestApi:
 def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status, cancel,
              key_arn: str, partition: str, region: str, account_id: str) -> RestApi:
     """The REST API, its routes to ``ingest``, ``status`` and ``cancel``, stage, logs, key
-    and plan."""
+    and plan.
+
+    Every route is documented in the OpenAPI document (``lambda_src/openapi.py``, served at
+    ``GET /v1alpha2/openapi.json``); tests/synth/test_openapi_routes.py holds the two equal."""
     api = aws.api_gateway_rest_api.ApiGatewayRestApi(
         scope, "Api", name=f"{props.name}-api",
         description="Asynchronous Stable Diffusion task API",
@@ -57,12 +60,15 @@ def rest_api(scope: Construct, *, props: ServerlessIngressProps, ingest, status,
         scope, "ResourceTasks", rest_api_id=api.id, parent_id=v2.id, path_part="tasks")
     task = aws.api_gateway_resource.ApiGatewayResource(
         scope, "ResourceTask", rest_api_id=api.id, parent_id=tasks.id, path_part="{id}")
+    document = aws.api_gateway_resource.ApiGatewayResource(
+        scope, "ResourceOpenApi", rest_api_id=api.id, parent_id=v2.id, path_part="openapi.json")
     task_cancel = aws.api_gateway_resource.ApiGatewayResource(
         scope, "ResourceTaskCancel", rest_api_id=api.id, parent_id=task.id, path_part="cancel")
     routes = [
         ("PostV1alpha2", v2, "POST", ingest, None),
         ("PostV1alpha1", v1, "POST", ingest, None),
         ("GetTask", task, "GET", status, {"method.request.path.id": True}),
+        ("GetOpenApi", document, "GET", status, None),
         ("CancelTask", task_cancel, "POST", cancel, {"method.request.path.id": True}),
     ]
     deployment_inputs = []

@@ -161,6 +161,7 @@ class ServerlessIngress(Construct):
                 "OUTPUT_BUCKET": self._bucket.bucket,
                 "TASK_TTL_DAYS": str(props.task_ttl_days),
                 "PRESIGN_EXPIRES_SECONDS": "3600",
+                "RUNTIMES": runtimes_env,  # named in the OpenAPI document it serves
                 "LOG_LEVEL": "INFO",
             },
             statements=[

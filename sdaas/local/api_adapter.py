@@ -350,7 +350,12 @@ class ApiAdapter:
             def _serve(self) -> None:
                 outer._serve(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method (TRACE, CONNECT, WebDAV's ...) gets a JSON answer from the
+                # routes, as API Gateway gives one, never http.server's HTML 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         self._server = LoopbackServer(self.port, Handler)
         self.port = self._server.port

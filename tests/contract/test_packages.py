@@ -21,6 +21,8 @@ from typing import Any
 import boto3
 import dockerfile
 
+from lambda_src import openapi
+
 REPO = Path(__file__).resolve().parents[2]
 # Where the runtime's third-party libraries (boto3, requests, pillow) are installed.
 SITE_PACKAGES = str(Path(boto3.__file__).resolve().parents[1])
@@ -54,9 +56,11 @@ looked_up = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/tasks/{i
 cancelled = cancel.handler({"httpMethod": "POST", "resource": "/v1alpha2/tasks/{id}/cancel",
                             "pathParameters": {"id": "a b"}}, None)
 delivered = webhooks.handler({"Records": [{"messageId": "m-1", "body": "not a result"}]}, None)
+document = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/openapi.json"}, None)
 print(json.dumps({"files": [lambda_src.__file__, task_contract.__file__],
                   "ingest": [posted["statusCode"], json.loads(posted["body"])],
                   "status": looked_up["statusCode"], "cancel": cancelled["statusCode"],
+                  "document": [document["statusCode"], json.loads(document["body"])],
                   "webhooks": delivered, "requests": "requests" in sys.modules}))
 """
 LAMBDA_ENV = {"TASK_TABLE": "tasks", "OUTPUT_BUCKET": "outputs", "INPUT_TOPIC_ARN": "arn:t",
@@ -80,6 +84,9 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     assert [d["path"] for d in body["error"]["details"]] == [
         "task.metadata.prefix", "task.content.steps"]
     assert ran["status"] == ran["cancel"] == 400
+    code, document = ran["document"]  # the OpenAPI document needs nothing outside the zip
+    assert code == 200
+    assert document == openapi.document({"sdruntime": "sdwebui"})
     # The deliverer runs from the zip on the standard library (the runtime has no requests).
     assert ran["webhooks"] == {"batchItemFailures": []}
     assert ran["requests"] is False

@@ -185,6 +185,18 @@ def test_unknown_route_404_and_wrong_method_405(served) -> None:
     assert handlers.events == []
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_any_other_method_gets_a_json_405(served, method) -> None:
+    adapter, handlers = served
+    response = requests.request(method, f"{adapter.endpoint}/v1alpha2",
+                                headers={"x-api-key": KEY}, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "POST"
+    assert handlers.events == []
+
+
 def test_body_over_the_api_gateway_limit_is_413(served) -> None:
     adapter, handlers = served
     with socket.create_connection(("127.0.0.1", adapter.port), timeout=10) as sock:

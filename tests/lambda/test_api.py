@@ -194,11 +194,12 @@ def test_error_envelope() -> None:
 
 def test_dependency_errors_map_to_502_and_503() -> None:
     transient = api.dependency_error(
-        DependencyError("sns", "Publish", "Throttling", True), "c", "x"
+        DependencyError("sns", "Publish", "Throttling", True), "publish_failed", "x"
     )
-    assert (transient.status, transient.code, transient.headers) == (503, "c", {"Retry-After": "1"})
+    assert (transient.status, transient.code, transient.headers) == (
+        503, "publish_failed", {"Retry-After": "1"})
     permanent = api.dependency_error(
-        DependencyError("sns", "Publish", "AuthorizationError", False), "c", "x"
+        DependencyError("sns", "Publish", "AuthorizationError", False), "publish_failed", "x"
     )
     assert (permanent.status, permanent.headers) == (502, {})
 

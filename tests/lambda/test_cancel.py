@@ -9,6 +9,7 @@ import pytest
 
 from lambda_src import cancel
 
+from .openapi_support import assert_conforms, operation_of
 from .support import Account, Response, event, t2i
 from .test_status import KEYS, completed_record
 
@@ -16,9 +17,12 @@ RESOURCE = "/v1alpha2/tasks/{id}/cancel"
 
 
 def post_cancel(account: Account, task_id: str, method: str = "POST") -> Response:
-    return Response.of(cancel.handler(
+    """The answer, checked against the OpenAPI document's description of it."""
+    response = Response.of(cancel.handler(
         event(method, RESOURCE, path=f"/v1alpha2/tasks/{task_id}/cancel",
               path_parameters={"id": task_id}), account.context))
+    assert_conforms(operation_of(RESOURCE, method), response.status, response.body)
+    return response
 
 
 def test_a_queued_task_is_cancelled_and_the_status_shows_it(account: Account) -> None:

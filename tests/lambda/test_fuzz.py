@@ -5,6 +5,7 @@ a named field invalid), legacy v1alpha1 bodies, arbitrary JSON, arbitrary text a
 and bodies over the size limits. For every one:
 
 * the response is JSON with ``Content-Type: application/json``; errors use the envelope;
+  every answer is one the OpenAPI document describes for its operation;
 * a client mistake is never a 5xx, never writes to the table and never publishes;
 * a body mutated to break field X is a 400 that names X; broken JSON is a 400;
 * a valid body is accepted exactly once: new id -> 202 and one publish routed to its
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 
 from lambda_src import aws, ingest, status
 
+from .openapi_support import assert_conforms, operation_of
 from .support import RUNTIMES, Account, emulated_account, event
 
 MAX_BODY_BYTES = 65_536
@@ -517,7 +519,7 @@ def expected_task(case: Case) -> tuple[str, str, str]:
     return metadata["id"], metadata["runtime"], json.dumps(task, sort_keys=True)
 
 
-def check_envelope(result: dict[str, Any]) -> tuple[int, Any]:
+def check_envelope(result: dict[str, Any], operation: str | None) -> tuple[int, Any]:
     assert isinstance(result["statusCode"], int)
     assert result["headers"]["Content-Type"] == "application/json"
     body = json.loads(result["body"])
@@ -530,6 +532,7 @@ def check_envelope(result: dict[str, Any]) -> tuple[int, Any]:
             isinstance(d, dict) and isinstance(d["path"], str) and isinstance(d["message"], str)
             for d in error["details"]
         )
+    assert_conforms(operation, result["statusCode"], body)
     return result["statusCode"], body
 
 
@@ -553,7 +556,7 @@ def test_ingest_fuzz(fuzz: Fuzz, case: Case) -> None:
     put_items, s3_puts, publishes = recorder.snapshot()
     if case.fresh_id:
         fuzz.refresh_id(case)
-    code, body = check_envelope(submit(case))
+    code, body = check_envelope(submit(case), operation_of(case.route, "POST"))
     label(f"{'valid' if case.valid else 'invalid'} {case.route} -> {code}")
 
     assert code < 500, body
@@ -607,7 +610,8 @@ def test_ingest_fuzz(fuzz: Fuzz, case: Case) -> None:
 )
 def test_status_fuzz(fuzz: Fuzz, task_id: Any, method: str) -> None:
     evt = event(method, "/v1alpha2/tasks/{id}", path_parameters={"id": task_id})
-    code, body = check_envelope(status.handler(evt, None))
+    code, body = check_envelope(status.handler(evt, None),
+                                operation_of("/v1alpha2/tasks/{id}", method))
     assert code < 500, body
     if method != "GET":
         assert code == 405

@@ -105,10 +105,11 @@ def test_every_method_requires_an_api_key(synthesized):
     routes = {(m["http_method"], m["//"]["metadata"]["path"].rsplit("/", 1)[-1])
               for m in methods.values()}
     assert routes == {("POST", "MethodPostV1alpha2"), ("POST", "MethodPostV1alpha1"),
-                      ("GET", "MethodGetTask"), ("POST", "MethodCancelTask")}
+                      ("GET", "MethodGetTask"), ("POST", "MethodCancelTask"),
+                      ("GET", "MethodGetOpenApi")}
     assert all(m["api_key_required"] is True for m in methods.values())
     paths = {r["path_part"] for r in synthesized.resources("aws_api_gateway_resource").values()}
-    assert paths == {"v1alpha2", "v1alpha1", "tasks", "{id}", "cancel"}
+    assert paths == {"v1alpha2", "v1alpha1", "tasks", "{id}", "cancel", "openapi.json"}
 
 
 def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
@@ -155,9 +156,10 @@ def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
             assert set(stmt["actions"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
-def test_ingest_environment_names_every_runtime(synthesized, example_config):
-    ingest = synthesized.by_path("aws_lambda_function", "Ingest/Function")
-    runtimes = json.loads(ingest["environment"]["variables"]["RUNTIMES"])
+@pytest.mark.parametrize("function", ["Ingest", "Status"])  # Status: the OpenAPI document
+def test_functions_environment_names_every_runtime(synthesized, example_config, function):
+    found = synthesized.by_path("aws_lambda_function", f"{function}/Function")
+    runtimes = json.loads(found["environment"]["variables"]["RUNTIMES"])
     assert runtimes == {
         r.name: {"type": r.type, "models": list(r.models), "dynamic_model": r.dynamic_model}
         for r in example_config.runtimes

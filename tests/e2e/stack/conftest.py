@@ -9,6 +9,7 @@ a PREVIEW runtime and the real queue agent per runtime. The preview draws an ima
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,25 @@ from tests.e2e.support import Tap, pid_alive, wait_for
 from tests.support.terraform import plugin_dir
 
 SECONDS_PER_IMAGE = 0.05
+# Cases Schemathesis sent (test_schemathesis.py): (phase, operation id, status) -> count.
+SCHEMATHESIS_CASES: Counter[tuple[str, str, int]] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not SCHEMATHESIS_CASES:
+        return
+    by_phase = Counter()
+    for (phase, _, _), count in SCHEMATHESIS_CASES.items():
+        by_phase[phase] += count
+    statuses, operations = Counter(), Counter()
+    for (_, operation, status), count in SCHEMATHESIS_CASES.items():
+        statuses[status] += count
+        operations[operation] += count
+    terminalreporter.write_line(
+        f"schemathesis: {sum(by_phase.values())} generated cases sent to the local stack "
+        f"({', '.join(f'{phase} {n}' for phase, n in sorted(by_phase.items()))}; by status: "
+        f"{', '.join(f'{status} {n}' for status, n in sorted(statuses.items()))}; by "
+        f"operation: {', '.join(f'{op} {n}' for op, n in sorted(operations.items()))})")
 
 
 @dataclass
