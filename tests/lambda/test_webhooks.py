@@ -17,9 +17,12 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_src import config, webhooks
 from sdaas.local.webhooks import poll_once
+from task_contract.problems import Problems
 from task_contract.result import result_message
 from tests.support.tls import self_signed
 from tests.support.webhooks import Receiver, verify_webhook
@@ -386,3 +389,39 @@ def test_https_is_pinned_to_the_checked_address_and_the_certificate_verified(
         assert deliveries.waiting() == 0 and deliveries.dead_letters() == []
     finally:
         receiver.stop()
+
+
+# --- the OpenAPI document ------------------------------------------------------------------
+
+_urls = st.one_of(
+    st.sampled_from(["https://hooks.example.com/x", "HTTPS://h.io", "http://h.io/", "https:///x",
+                     "https:/x", "ftp://h.io", "https://u:p@h.io/", "https://h.io/#f",
+                     "https://10.0.0.1/", "https://localhost/", "https://h.io/" + "a" * 2040,
+                     "https://h.io/" + "a" * 2030, ""]),
+    st.text(max_size=12).map(lambda tail: "https://" + tail), st.text(max_size=12),
+    st.integers(), st.none())
+_webhooks = st.one_of(
+    st.fixed_dictionaries({}, optional={
+        "url": _urls,
+        "events": st.one_of(st.none(), st.text(max_size=3),
+                            st.lists(st.sampled_from(["completed", "failed", "cancelled",
+                                                      "done", 1]), max_size=4)),
+        "extra": st.integers()}),
+    st.none(), st.text(max_size=5), st.integers(), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_webhooks)
+def test_the_documented_webhook_is_never_stricter_than_the_contract(value):
+    """What the API accepts the document accepts; what the document refuses the API refuses
+    (Schemathesis's negative cases). The document cannot say "no user name", "no literal
+    private address" or "not localhost": it describes them and accepts more."""
+    from task_contract.webhook import check_webhook
+
+    from .openapi_support import schema_named
+
+    problems = Problems()
+    check_webhook(value, "webhook", problems)
+    contract = not problems
+    schema = schema_named("Webhook").is_valid(value)
+    assert contract <= schema, value
