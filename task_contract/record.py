@@ -46,6 +46,7 @@ class Fields:
     TIMINGS: Final = "timings"
     RESULT_PUBLISHED: Final = "result_published"
     EXPIRES_AT: Final = "expires_at"
+    WEBHOOK: Final = "webhook"  # {"url", "events"} as ingest checked it; absent: none
 
 
 def not_final(status_name: str = "#status") -> tuple[str, dict[str, str]]:

@@ -18,7 +18,7 @@ from constructs_lib.ingress.props import ServerlessIngressProps
 
 def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformAsset, *,
                     props: ServerlessIngressProps, key_arn: str, environment: dict[str, str],
-                    statements: list[Statement]):
+                    statements: list[Statement], timeout: int = 15):
     """A Python Lambda function of ``lambda_src`` (handler ``lambda_src.<handler>.handler``)
     under a construct ``id_``: its log group (KMS, retention), its own role (``statements``
     plus logging and X-Ray) and the function (arm64, X-Ray, reserved concurrency)."""
@@ -51,7 +51,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
         filename=asset.path,
         source_code_hash=Fn.filebase64sha256(asset.path),
         memory_size=props.lambda_memory_mb,
-        timeout=15,
+        timeout=timeout,
         reserved_concurrent_executions=props.lambda_reserved_concurrency,
         tracing_config=fn.LambdaFunctionTracingConfig(mode="Active"),
         kms_key_arn=key_arn,

@@ -199,11 +199,35 @@ def _s3_bucket_policy_secure_transport() -> None:
     FakeBucket.get_permission = get_permission
 
 
+def _lambda_sqs_event_sources_polled_outside() -> None:
+    """moto 5.2: a message sent to a queue with a Lambda event source mapping is handed to
+    the function at once, which moto runs in Docker (absent here), and the message is lost.
+
+    The mapping is kept (Terraform reads it back) but detached from the queue, so the queue
+    keeps its messages and behaves as on AWS for a consumer: local mode's webhook poller
+    (:mod:`sdaas.local.webhooks`) receives them and calls the handler as Lambda's SQS
+    poller would.
+    """
+    from moto.awslambda.models import LambdaBackend  # noqa: PLC0415
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        esm = original(self, spec)
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            queue.lambda_event_source_mappings.pop(esm.function_arn, None)
+        return esm
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
 _FIXES: list[Any] = [
     _sqs_keep_policy_when_not_given,
     _sqs_aws_shaped_redrive_attributes,
     _lambda_keep_kms_key_and_logging_config,
     _s3_bucket_policy_secure_transport,
+    _lambda_sqs_event_sources_polled_outside,
 ]
 
 

@@ -8,8 +8,13 @@
    ``TF_PLUGIN_DIR`` when set: ``terraform init -plugin-dir``) — :mod:`sdaas.local.deploy`;
 3. the API adapter (:mod:`sdaas.local.api_adapter`): the deployed routes, API key
    check and Lambda handlers behind ``http://127.0.0.1:<port>/<stage>``;
-4. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
+4. the webhook deliverer (:mod:`sdaas.local.webhooks`): the deployed function on its
+   delivery queue, as Lambda's SQS poller would run it;
+5. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
    not a model) and the real queue agent (``python -m agent``) beside it.
+
+Local mode, and nothing else, sets ``WEBHOOK_ALLOW_LOOPBACK=true`` for the API adapter
+(ingest), the agents and the deliverer: webhook receivers on this machine can be tried.
 
 It writes ``<workdir>/connection.json`` (``endpoint``, ``api_key``, ...) for tools and tests,
 ``<workdir>/state.json`` (the processes) for ``down``, and one example request per runtime
@@ -57,8 +62,11 @@ from sdaas.local.workdir import (
     write_json,
 )
 from sdaas.terraform import Terraform, TerraformError, check_mirror
+from task_contract.webhook import ALLOW_LOOPBACK_ENV
 
 AGENT_READY_TIMEOUT_SECONDS = 90.0
+# The local-mode settings of the programs that check webhooks (never set outside local mode).
+LOCAL_MODE_ENV = {ALLOW_LOOPBACK_ENV: "true"}
 
 
 class LocalStack:
@@ -148,8 +156,12 @@ class LocalStack:
         except TerraformError as exc:
             raise LocalStackError(str(exc)) from None
 
-        self.progress.step("API adapter and preview runtimes")
+        self.progress.step("API adapter, webhook deliverer and preview runtimes")
         adapter = self._start_adapter()
+        deliverer = self._spawn("webhooks", [
+            "-m", "sdaas.local.webhooks", "--emulator", str(self.emulator_endpoint),
+            "--region", self.config.region, "--function", self.outputs["webhook_function"],
+        ], ready=True, extra_env=LOCAL_MODE_ENV)
         previews = {runtime.name: self._spawn(
             f"preview-{runtime.name}",
             ["-m", "sdaas.local.preview", "--type", runtime.type,
@@ -157,6 +169,7 @@ class LocalStack:
              *[arg for model in runtime.models for arg in ("--model", model)]],
             ready=True) for runtime in config.runtimes}
         endpoint = adapter.wait_ready()["endpoint"]
+        deliverer.wait_ready()
         for name, preview in previews.items():
             self.runtime_urls[name] = preview.wait_ready()["url"]
         self._write_state(phase="starting")
@@ -212,12 +225,13 @@ class LocalStack:
             "-m", "sdaas.local.api_adapter", "--emulator", str(self.emulator_endpoint),
             "--region", self.config.region, "--api-id", api_id,
             "--stage", self.config.api.stage_name, "--port", str(self.settings.api_port),
-        ], ready=True)
+        ], ready=True, extra_env=LOCAL_MODE_ENV)
 
     def _start_agent(self, runtime: RuntimeConfig) -> Child:
         env = agent_environment(runtime, self.config, self.outputs,
                                 self.runtime_urls[runtime.name])
         env["LOG_LEVEL"] = self.settings.log_level
+        env.update(LOCAL_MODE_ENV)
         env.update(self.settings.agent_env)
         return self._spawn(f"agent-{runtime.name}", ["-m", "agent"], extra_env=env)
 
@@ -260,7 +274,8 @@ class LocalStack:
             self._terraform.kill()
         order = sorted(self.children.values(), key=lambda c: (
             0 if c.name.startswith("agent-") else
-            1 if c.name.startswith("preview-") else 2 if c.name == "api" else 3))
+            1 if c.name.startswith("preview-") else 2 if c.name in ("api", "webhooks")
+            else 3))
         agents = [c for c in order if c.name.startswith("agent-")]
         threads = [threading.Thread(target=c.stop, args=(STOP_GRACE_SECONDS,)) for c in agents]
         for thread in threads:

@@ -55,7 +55,7 @@ def test_up_client_down(tmp_path: Path) -> None:
         assert "resources created" in printed  # progress while Terraform applies
         state = _state(workdir)
         ports = [c["port"] for c in state["children"].values() if c.get("port")]
-        assert set(state["children"]) == {"emulator", "api", "preview-sdruntime",
+        assert set(state["children"]) == {"emulator", "api", "webhooks", "preview-sdruntime",
                                           "preview-comfyui", "agent-sdruntime",
                                           "agent-comfyui"}
 
