@@ -23,6 +23,7 @@ from task_contract.delivery import (
 from task_contract.logformat import LEVELS
 from task_contract.metadata import RUNTIME_TYPES
 from task_contract.record import TASK_TTL_DAYS, TASK_TTL_DAYS_RANGE
+from task_contract.webhook import ALLOW_LOOPBACK_ENV
 
 METRICS_NAMESPACE = "SdAsync/QueueAgent"  # CloudWatch namespace of the embedded metrics
 DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -69,6 +70,8 @@ class AgentConfig:
     input_timeout_seconds: float = 30.0
     allow_http: bool = False
     input_allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Local mode only: tasks whose webhook is a loopback receiver are valid (ingest's rule).
+    webhook_allow_loopback: bool = False
     health_port: int = 8081
     health_host: str = "0.0.0.0"  # noqa: S104 - the kubelet probes the pod IP
     pod_annotation: bool = True
@@ -200,6 +203,7 @@ def load_config(env: Mapping[str, str] | None = None) -> AgentConfig:
             "AGENT_INPUT_ALLOW_ADDRESSES", (), _parse_networks,
             "a comma-separated list of IP addresses or CIDR networks",
         ),
+        webhook_allow_loopback=r.flag(ALLOW_LOOPBACK_ENV, False),
         health_port=r.number("AGENT_HEALTH_PORT", 8081, int, 0, 65535),
         health_host=r.parsed("AGENT_HEALTH_HOST", "0.0.0.0", _parse_host,  # noqa: S104
                              "an IP address to bind the health server to"),

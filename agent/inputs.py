@@ -1,13 +1,14 @@
 """Fetching task input images safely (``s3://``, ``https://``, ``http://`` if allowed).
 
-A task's input URL is user input fetched from inside the VPC, so every hop is checked:
-the scheme is allowed; the host name is resolved here and EVERY address it resolves to must
-be a public unicast address (loopback, private, link-local such as the instance metadata
-service at 169.254.169.254, unique-local, multicast, reserved and unspecified addresses are
-refused); the connection is then pinned to the address that was checked (so a second DNS
-answer cannot swap it), with TLS still verified against the host name; redirects are
-followed by hand and each target is checked the same way; the body is capped in size and
-time and must decode as an image.
+A task's input URL is user input fetched from inside the VPC, so every hop is checked by
+the service's one SSRF guard (:mod:`task_contract.netguard`, which the webhook deliverer
+uses too): the scheme is allowed; the host name is resolved here and EVERY address it
+resolves to must be a public unicast address (loopback, private, link-local such as the
+instance metadata service at 169.254.169.254, unique-local, multicast, reserved and
+unspecified addresses are refused); the connection is then pinned to the address that was
+checked (so a second DNS answer cannot swap it), with TLS still verified against the host
+name; redirects are followed by hand and each target is checked the same way; the body is
+capped in size and time and must decode as an image.
 
 Refusals are :class:`PermanentError` (code ``input_refused``); an input that is gone (HTTP
 4xx, no such S3 key) is permanent too (``input_unavailable``); timeouts, connection errors
@@ -16,12 +17,7 @@ and 5xx are :class:`TransientError`.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -33,42 +29,12 @@ from agent import logs
 from agent.config import AgentConfig
 from agent.errors import PermanentError, TransientError
 from agent.images import check_image
+from task_contract import netguard
+from task_contract.netguard import IpAddress, Resolver
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], list[str]]
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_resolver_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dns")
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host`` (IPv4 and IPv6)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
-def forbidden_reason(address: IpAddress) -> str | None:
-    """Why an address must not be fetched from, or None when it is public unicast."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return forbidden_reason(address.ipv4_mapped)
-        if address in _NAT64:
-            return forbidden_reason(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    checks = (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("private", address.is_private),
-        ("reserved", address.is_reserved),
-        ("not globally routable", not address.is_global),
-    )
-    for reason, hit in checks:
-        if hit:
-            return reason
-    return None
 
 
 class _PinnedHttpsAdapter(HTTPAdapter):
@@ -96,7 +62,7 @@ class InputFetcher:
     ) -> None:
         self._config = config
         self._s3 = s3_client
-        self._resolver = resolver or system_resolver
+        self._resolver = resolver or netguard.system_resolver
         self._verify = ca_bundle
         self._schemes = {"https", "s3"} | ({"http"} if config.allow_http else set())
 
@@ -119,7 +85,7 @@ class InputFetcher:
         """Why ``address`` is refused under this configuration, or None."""
         if any(address in network for network in self._config.input_allow_networks):
             return None
-        return forbidden_reason(address)
+        return netguard.forbidden_reason(address)
 
     # -- S3 ------------------------------------------------------------------------------
     def _fetch_s3(self, url: str) -> bytes:
@@ -205,9 +171,7 @@ class InputFetcher:
         target = f"{scheme}://{ip_text}:{port}{parts.path or '/'}"
         if parts.query:
             target += f"?{parts.query}"
-        host_header = host if parts.port is None else f"{host}:{parts.port}"
-        if ":" in host and not host.startswith("["):
-            host_header = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+        host_header = netguard.host_header(host, parts.port)
         remaining = max(0.1, deadline - time.monotonic())
         session = requests.Session()
         session.trust_env = False  # never route user input through a configured proxy
@@ -243,36 +207,23 @@ class InputFetcher:
 
     def _resolve_checked(self, host: str, port: int, url: str, deadline: float) -> IpAddress:
         try:
-            addresses: Iterable[str] = [str(ipaddress.ip_address(host.strip("[]")))]
-        except ValueError:
-            addresses = self._resolve(host, port, url, deadline)
-        parsed = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
-        if not parsed:
-            raise TransientError("input_unavailable", f"{host!r} resolved to no address")
-        for address in parsed:
-            reason = self.check_address(address)
-            if reason is not None:
-                raise PermanentError(
-                    "input_refused",
-                    f"input host {host!r} resolves to {address}, a {reason} address; "
-                    "inputs may only come from public addresses",
-                    [{"url": logs.safe_url(url), "address": str(address), "reason": reason}],
-                )
-        return parsed[0]
-
-    def _resolve(self, host: str, port: int, url: str, deadline: float) -> list[str]:
-        future = _resolver_pool.submit(self._resolver, host, port)
-        try:
-            return future.result(timeout=max(0.1, deadline - time.monotonic()))
-        except FutureTimeout as exc:
-            raise TransientError("input_unavailable", f"resolving {host!r} timed out") from exc
-        except (socket.gaierror, UnicodeError) as exc:
+            return netguard.resolve_checked(
+                host, port, timeout=deadline - time.monotonic(), resolver=self._resolver,
+                rule=self.check_address)
+        except netguard.Refused as exc:
             raise PermanentError(
-                "input_unavailable", f"cannot resolve input host {host!r}: {exc}",
+                "input_refused",
+                f"input host {host!r} resolves to {exc.address}, a {exc.reason} address; "
+                "inputs may only come from public addresses",
+                [{"url": logs.safe_url(url), "address": str(exc.address), "reason": exc.reason}],
+            ) from exc
+        except netguard.Unresolvable as exc:
+            raise PermanentError(
+                "input_unavailable", f"cannot resolve input host {host!r}: {exc.__cause__}",
                 [{"url": logs.safe_url(url)}],
             ) from exc
-        except OSError as exc:
-            raise TransientError("input_unavailable", f"resolving {host!r}: {exc}") from exc
+        except netguard.ResolutionUnavailable as exc:
+            raise TransientError("input_unavailable", str(exc)) from exc
 
     def _read_body(self, url: str, response: requests.Response, deadline: float) -> bytes:
         status = response.status_code

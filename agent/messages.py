@@ -89,8 +89,11 @@ def parse_task(
     runtime_name: str,
     load_claim_check: Callable[[str], str],
     output_bucket: str,
+    *,
+    allow_loopback_webhooks: bool = False,
 ) -> Task:
-    """Parse and validate one message body for this runtime."""
+    """Parse and validate one message body for this runtime (a webhook with a loopback
+    receiver is valid only with ``allow_loopback_webhooks``: local mode)."""
     document = unwrap_envelope(body)
     problems = Problems()
     if is_v1alpha1(document):
@@ -112,6 +115,7 @@ def parse_task(
         normalized = check_task(
             document, "", {runtime_name: runtime_type}, problems,
             lambda name: f"is {quote(name)} but this queue serves runtime '{runtime_name}'",
+            allow_loopback_webhooks=allow_loopback_webhooks,
         )
     if normalized is None:
         raise InvalidMessage(problems.summary(), task_id, problems.items)

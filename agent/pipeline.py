@@ -270,6 +270,7 @@ class Pipeline:
                 job.body, self.config.runtime_type, self.config.runtime_name,
                 lambda url: self.store.read_claim_check(url, MAX_CLAIM_CHECK_BYTES),
                 self.config.bucket,
+                allow_loopback_webhooks=self.config.webhook_allow_loopback,
             )
         except InvalidMessage as exc:
             self._not_started(job)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from task_contract.metadata import RUNTIME_TYPES
 from task_contract.record import TASK_TTL_DAYS, TASK_TTL_DAYS_RANGE
+from task_contract.webhook import ALLOW_LOOPBACK_ENV
 
 DEFAULT_SNS_MAX_BYTES = 262_144
 SNS_HARD_LIMIT_BYTES = 262_144  # SNS rejects larger messages (message + attributes)
@@ -49,6 +50,18 @@ class IngestConfig:
     task_ttl_days: int
     sns_max_bytes: int
     max_body_bytes: int
+    webhook_allow_loopback: bool = False  # local mode only
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookConfig:
+    table: str
+    secret_arn: str
+    queue_url: str  # the delivery queue (failed deliveries are hidden there for a backoff)
+    timeout_seconds: int
+    retry_base_seconds: int
+    retry_max_seconds: int
+    allow_loopback: bool = False  # local mode only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +128,13 @@ def _json_variable(name: str, raw: str, problems: list[str]) -> object:
         return _UNREADABLE
 
 
+def _flag(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        problems.append(f"{name} must be true or false (got {raw!r})")
+    return raw == "true"
+
+
 def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
     """Parse ``RUNTIMES``: ``{"<name>": {"type", "models", "dynamic_model"}}``."""
     document = _json_variable("RUNTIMES", raw, problems)
@@ -178,6 +198,7 @@ def ingest_config(env: Mapping[str, str] | None = None) -> IngestConfig:
         max_body_bytes=_integer(
             env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, DEFAULT_MAX_BODY_BYTES, problems
         ),
+        webhook_allow_loopback=_flag(env, ALLOW_LOOPBACK_ENV, problems),
     )
     if problems:
         raise ConfigError(problems)
@@ -238,6 +259,25 @@ def dead_letter_config(env: Mapping[str, str] | None = None) -> DeadLetterConfig
         topic_arn=_required(env, "RESULT_TOPIC_ARN", problems),
         sources=parse_dead_letter_queues(env.get("DEAD_LETTER_QUEUES", ""), problems),
     )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def webhook_config(env: Mapping[str, str] | None = None) -> WebhookConfig:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    config = WebhookConfig(
+        table=_required(env, "TASK_TABLE", problems),
+        secret_arn=_required(env, "WEBHOOK_SECRET_ARN", problems),
+        queue_url=_required(env, "WEBHOOK_QUEUE_URL", problems),
+        timeout_seconds=_integer(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 60, problems),
+        retry_base_seconds=_integer(env, "WEBHOOK_RETRY_BASE_SECONDS", 30, 0, 900, problems),
+        retry_max_seconds=_integer(env, "WEBHOOK_RETRY_MAX_SECONDS", 900, 0, 43_200, problems),
+        allow_loopback=_flag(env, ALLOW_LOOPBACK_ENV, problems),
+    )
+    if config.retry_max_seconds < config.retry_base_seconds:
+        problems.append("WEBHOOK_RETRY_MAX_SECONDS must be >= WEBHOOK_RETRY_BASE_SECONDS")
     if problems:
         raise ConfigError(problems)
     return config

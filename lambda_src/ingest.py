@@ -57,7 +57,8 @@ def _handle(event: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     fields["body_bytes"] = len(raw)
     document = api.parse_json(raw)
     if route == V1ALPHA2:
-        submission = validation.v1alpha2(document, cfg.runtimes)
+        submission = validation.v1alpha2(
+            document, cfg.runtimes, allow_loopback_webhooks=cfg.webhook_allow_loopback)
     else:
         submission = validation.v1alpha1(document, cfg.runtimes)
     fields.update(id=submission.id, runtime=submission.runtime, tasktype=submission.tasktype)

@@ -37,6 +37,7 @@ from task_contract.metadata import (
     TASKTYPES,
 )
 from task_contract.record import STATUSES
+from task_contract.webhook import EVENTS, MAX_URL_CHARS
 
 OPENAPI_VERSION = "3.1.0"
 DOCUMENT_PATH = "/v1alpha2/openapi.json"
@@ -155,6 +156,26 @@ def prefix() -> dict[str, Any]:
     }
 
 
+def webhook() -> dict[str, Any]:
+    """``metadata.webhook`` (task_contract.webhook): where the result is POSTed, signed."""
+    return {
+        "type": ["object", "null"], "required": ["url"], "additionalProperties": False,
+        "description": (
+            "Where the result message is POSTed, signed (X-Sdaas-Signature: t=<unix "
+            "seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>), once the task ends with one of "
+            "`events`; retried with backoff on 5xx, 408, 429 and timeouts. No user name or "
+            "password, no #fragment, not localhost nor a non-public address (checked again "
+            "after DNS resolution at delivery). null or absent: no webhook."),
+        "properties": {
+            "url": {"type": "string", "maxLength": MAX_URL_CHARS,
+                    "pattern": "^[Hh][Tt][Tt][Pp][Ss]://[^/?#]"},
+            "events": {"type": ["array", "null"], "minItems": 1,
+                       "items": {"type": "string", "enum": list(EVENTS)},
+                       "description": "null or absent: every final status"},
+        },
+    }
+
+
 def _metadata(tasktypes: tuple[str, ...], runtime_names: list[str] | None) -> dict[str, Any]:
     runtime: dict[str, Any] = {"type": "string", "minLength": 1,
                                "description": "a runtime configured in the stack"}
@@ -169,6 +190,7 @@ def _metadata(tasktypes: tuple[str, ...], runtime_names: list[str] | None) -> di
             "tasktype": {"type": "string", "enum": list(tasktypes)},
             "prefix": _ref("Prefix"),
             "context": {"description": "any JSON, echoed in the result message"},
+            "webhook": _ref("Webhook"),
         },
         "additionalProperties": True,
     }
@@ -410,6 +432,7 @@ def document(runtimes: Mapping[str, str] | None = None,
     schemas: dict[str, Any] = {
         "TaskId": task_id(),
         "Prefix": prefix(),
+        "Webhook": webhook(),
         "SdWebuiContent": sdwebui_content(),
         "ComfyuiWorkflow": comfyui_workflow(),
         **tasks,

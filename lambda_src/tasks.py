@@ -63,6 +63,8 @@ def new_record(
     }
     if submission.has_context:
         record[Fields.CONTEXT] = encode_context(submission.context)
+    if submission.webhook is not None:
+        record[Fields.WEBHOOK] = submission.webhook
     return record
 
 

@@ -44,8 +44,10 @@ def _runtime_list(runtimes: Mapping[str, Runtime]) -> str:
     return ", ".join(sorted(runtimes)) or "none"
 
 
-def v1alpha2(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
-    """Validate a ``POST /v1alpha2`` body: ``{"task": {"metadata": {...}, "content": {...}}}``."""
+def v1alpha2(body: Any, runtimes: Mapping[str, Runtime], *,
+             allow_loopback_webhooks: bool = False) -> Submission:
+    """Validate a ``POST /v1alpha2`` body: ``{"task": {"metadata": {...}, "content": {...}}}``
+    (loopback webhook receivers only with ``allow_loopback_webhooks``: local mode)."""
     problems = Problems()
     if not isinstance(body, dict):
         problems.add("", f"the body must be a JSON object (got {json_type(body)})")
@@ -56,6 +58,7 @@ def v1alpha2(body: Any, runtimes: Mapping[str, Runtime]) -> Submission:
     submission = check_task(
         task, "task", {name: runtime.type for name, runtime in runtimes.items()}, problems,
         lambda name: f"unknown runtime {quote(name)}; configured: {_runtime_list(runtimes)}",
+        allow_loopback_webhooks=allow_loopback_webhooks,
     )
     problems.raise_if_any()
     assert submission is not None

@@ -36,7 +36,7 @@ from sdaas.dashboard import DashboardSource, RuntimeSource, service_dashboard
 # Services whose endpoints point at the emulator in an emulated stack.
 EMULATED_SERVICES = (
     "apigateway", "cloudwatch", "dynamodb", "ec2", "eks", "events", "iam", "kms", "lambda",
-    "logs", "s3", "sns", "sqs", "sts",
+    "logs", "s3", "secretsmanager", "sns", "sqs", "sts",
 )
 
 AWS_PROVIDER_CONSTRAINT = AWS_PROVIDER_VERSIONS
@@ -227,6 +227,11 @@ def _ingress_outputs(stack: TerraformStack, ingress: ServerlessIngress, config: 
          "Task queue URL per runtime"),
         ("dead_letter_queue_urls", {n: q.dlq_url for n, q in queues.items()},
          "Dead-letter queue URL per runtime"),
+        ("webhook_secret_arn", ingress.webhook_secret_arn,
+         "Secrets Manager secret signing webhook deliveries"),
+        ("webhook_function", ingress.webhook_function_name, "The webhook deliverer Lambda"),
+        ("webhook_dead_letter_queue_url", ingress.webhook_dlq_url,
+         "Webhook deliveries that failed every attempt"),
     ])
 
 

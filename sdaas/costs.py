@@ -14,6 +14,7 @@ table, :data:`PRICES`: us-west-2 list prices as AWS published them in 2025, take
 * interface endpoints: https://aws.amazon.com/privatelink/pricing/
 * EBS gp3: https://aws.amazon.com/ebs/pricing/
 * KMS keys: https://aws.amazon.com/kms/pricing/
+* Secrets Manager secrets: https://aws.amazon.com/secrets-manager/pricing/
 * CloudWatch alarms and dashboards: https://aws.amazon.com/cloudwatch/pricing/
 
 Other regions differ and prices change, so the figures are for review of a configuration,
@@ -45,6 +46,7 @@ PRICES: Mapping[str, float] = {
     "interface-endpoint-az-hour": 0.01,
     "gp3-gib-month": 0.08,
     "kms-key-month": 1.00,
+    "secret-month": 0.40,
     "alarm-month": 0.10,
     "dashboard-month": 3.00,
 }
@@ -81,6 +83,7 @@ class BillableResources:
     interface_endpoints: int = 0
     interface_endpoint_zones: int = 0  # endpoint network interfaces (one per subnet)
     kms_keys: int = 0
+    secrets: int = 0
     alarms: int = 0
     dashboards: int = 0
 
@@ -131,6 +134,7 @@ def _resources(items: Iterable[tuple[str, str, Mapping[str, Any], Any]],
         interface_endpoints=len(interface),
         interface_endpoint_zones=sum(hint for _, hint in interface),
         kms_keys=len(by_type.get("aws_kms_key", [])),
+        secrets=len(by_type.get("aws_secretsmanager_secret", [])),
         alarms=len(by_type.get("aws_cloudwatch_metric_alarm", [])),
         dashboards=len(by_type.get("aws_cloudwatch_dashboard", [])),
     )
@@ -209,6 +213,10 @@ def baseline(res: BillableResources) -> list[CostLine]:
     if res.kms_keys:
         lines.append(CostLine(f"KMS keys ({res.kms_keys})",
                               PRICES["kms-key-month"] * res.kms_keys))
+    if res.secrets:
+        lines.append(CostLine(f"Secrets Manager secrets ({res.secrets})",
+                              PRICES["secret-month"] * res.secrets,
+                              "the webhook signing key; plus $0.05 per 10,000 reads"))
     if res.alarms or res.dashboards:
         lines.append(CostLine(
             f"CloudWatch alarms ({res.alarms}) and dashboards ({res.dashboards})",

@@ -256,7 +256,7 @@ LOG_GROUP_CONTENTS = (
     ("/host", "dmesg, messages and secure of each node (empty on AL2023 and Bottlerocket)"),
     ("/cluster", "EKS control plane: API server, audit, authenticator, controller manager, "
      "scheduler"),
-    ("/lambda/", "the Lambda function's log lines (one JSON line per request)"),
+    ("/lambda/", "the Lambda function's log lines (one JSON line per request or delivery)"),
     ("/apigateway/", "API access logs (one JSON line per request)"),
     ("/vpc-flow-logs/", "VPC flow logs"),
 )

@@ -14,6 +14,8 @@ concern:
 * :mod:`~task_contract.delivery`: long poll, visibility timeout and heartbeat defaults;
 * :mod:`~task_contract.envelope`: the SNS envelope of queued messages;
 * :mod:`~task_contract.deadletter`: tasks whose message reached a dead-letter queue;
+* :mod:`~task_contract.webhook`: ``metadata.webhook`` and the signature of a delivery;
+* :mod:`~task_contract.netguard`: the SSRF guard of every URL the service connects to;
 * :mod:`~task_contract.jsontext`, :mod:`~task_contract.logformat`,
   :mod:`~task_contract.problems`: strict JSON, the log line, problem lists.
 """

@@ -47,6 +47,7 @@ class Fields:
     RESULT_PUBLISHED: Final = "result_published"
     DEAD_LETTERED_AT: Final = "dead_lettered_at"
     EXPIRES_AT: Final = "expires_at"
+    WEBHOOK: Final = "webhook"  # {"url", "events"} as ingest checked it; absent: none
 
 
 def not_final(status_name: str = "#status") -> tuple[str, dict[str, str]]:

@@ -30,6 +30,7 @@ from task_contract.problems import (
     required_object,
     required_string,
 )
+from task_contract.webhook import check_webhook
 
 V1ALPHA2 = "v1alpha2"
 V1ALPHA1 = "v1alpha1"
@@ -48,6 +49,7 @@ class NormalizedTask:
     prefix: str
     source: str  # V1ALPHA2 or V1ALPHA1
     checkpoint: str | None = None  # the checkpoint an SD WebUI task asks for, if any
+    webhook: dict[str, Any] | None = None  # ``{"url", "events"}`` when the task has one
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -67,13 +69,15 @@ class NormalizedTask:
 
 
 def check_task(task: dict[str, Any], path: str, runtimes: Mapping[str, str],
-               problems: Problems, unknown_runtime: Callable[[str], str]) -> NormalizedTask | None:
+               problems: Problems, unknown_runtime: Callable[[str], str], *,
+               allow_loopback_webhooks: bool = False) -> NormalizedTask | None:
     """A v1alpha2 task object; ``runtimes`` maps runtime names to runtime types, and
-    ``unknown_runtime(name)`` says why a name not in it is refused."""
+    ``unknown_runtime(name)`` says why a name not in it is refused. Loopback webhook
+    receivers pass only with ``allow_loopback_webhooks`` (local mode)."""
     before = len(problems)
     metadata_path = join(path, "metadata")
     metadata = required_object(child(task, "metadata"), metadata_path, problems)
-    task_id = runtime = tasktype = prefix = None
+    task_id = runtime = tasktype = prefix = webhook = None
     if metadata is not None:
         task_id = check_id(child(metadata, "id"), join(metadata_path, "id"), problems)
         runtime_path = join(metadata_path, "runtime")
@@ -88,6 +92,10 @@ def check_task(task: dict[str, Any], path: str, runtimes: Mapping[str, str],
                               problems)
         if prefix is not None:
             metadata = {**metadata, "prefix": prefix}
+        webhook = check_webhook(child(metadata, "webhook"), join(metadata_path, "webhook"),
+                                problems, allow_loopback=allow_loopback_webhooks)
+        if webhook is not None:
+            metadata = {**metadata, "webhook": webhook}
         check_metadata_size(metadata, metadata_path, problems)
     content = required_object(child(task, "content"), join(path, "content"), problems)
     if content is not None and tasktype is not None:
@@ -100,6 +108,7 @@ def check_task(task: dict[str, Any], path: str, runtimes: Mapping[str, str],
         task={"metadata": metadata, "content": content},
         id=task_id, runtime=runtime, tasktype=tasktype, prefix=prefix, source=V1ALPHA2,
         checkpoint=requested_checkpoint(content) if tasktype != "pipeline" else None,
+        webhook=webhook,
     )
 
 

@@ -33,6 +33,7 @@ from constructs_lib.ingress.props import (
     ServerlessIngressProps,
 )
 from constructs_lib.ingress.queues import RuntimeQueue
+from constructs_lib.ingress.webhooks import WebhookDeliverer
 from constructs_lib.packaging import build_zip
 from constructs_lib.tags import apply_tags
 from task_contract import CLAIM_CHECK_PREFIX
@@ -191,6 +192,10 @@ class ServerlessIngress(Construct):
         )
 
         self._dead_letters = self._dead_letter_consumer(asset)
+        self._webhooks = WebhookDeliverer(
+            self, "Webhooks", props=props, asset=asset, key_arn=self._key.arn,
+            result_topic_arn=self._result_topic.arn, table_name=self._table.name,
+            table_arn=self._table.arn)
 
         # --- REST API ----------------------------------------------------------------------
         rest = rest_api(self, props=props, ingest=self._ingest, status=self._status,
@@ -369,7 +374,22 @@ class ServerlessIngress(Construct):
     @property
     def alarm_arns(self) -> list[str]:
         """Every alarm this construct created."""
-        return [alarm.arn for alarm in self._alarms]
+        return [alarm.arn for alarm in (*self._alarms, self._webhooks.alarm)]
+
+    @property
+    def webhook_secret_arn(self) -> str:
+        """The Secrets Manager secret whose value signs webhook deliveries (receivers
+        verify with it: docs/contracts.md, "Webhooks")."""
+        return self._webhooks.secret.arn
+
+    @property
+    def webhook_function_name(self) -> str:
+        return self._webhooks.function.function_name
+
+    @property
+    def webhook_dlq_url(self) -> str:
+        """Webhook deliveries that failed every attempt."""
+        return self._webhooks.deliveries.dlq.url
 
     @property
     def dead_letter_function_name(self) -> str:

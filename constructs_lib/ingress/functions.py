@@ -18,7 +18,8 @@ from constructs_lib.ingress.props import LAMBDA_TIMEOUT_SECONDS, ServerlessIngre
 
 def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformAsset, *,
                     props: ServerlessIngressProps, key_arn: str, environment: dict[str, str],
-                    statements: list[Statement], name: str | None = None):
+                    statements: list[Statement], name: str | None = None,
+                    timeout: int = LAMBDA_TIMEOUT_SECONDS):
     """A Python Lambda function of ``lambda_src`` (handler ``lambda_src.<handler>.handler``)
     under a construct ``id_``: its log group (KMS, retention), its own role (``statements``
     plus logging and X-Ray) and the function (arm64, X-Ray, reserved concurrency), which
@@ -52,7 +53,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
         filename=asset.path,
         source_code_hash=Fn.filebase64sha256(asset.path),
         memory_size=props.lambda_memory_mb,
-        timeout=LAMBDA_TIMEOUT_SECONDS,
+        timeout=timeout,
         reserved_concurrent_executions=props.lambda_reserved_concurrency,
         tracing_config=fn.LambdaFunctionTracingConfig(mode="Active"),
         kms_key_arn=key_arn,

@@ -45,6 +45,8 @@ class ServerlessIngressProps:
         visibility_timeout_seconds: Visibility timeout of every runtime queue; the agent
             extends it while a task runs.
         max_receive_count: Receives before a message moves to its dead-letter queue.
+        webhook_max_attempts: Attempts of one webhook delivery before it moves to the
+            webhook dead-letter queue.
         message_retention_seconds: How long a task may wait in its queue.
         dlq_message_retention_seconds: How long a failed task stays in its dead-letter
             queue.
@@ -72,6 +74,7 @@ class ServerlessIngressProps:
     quota_per_day: int | None = None
     visibility_timeout_seconds: int = 300
     max_receive_count: int = 3
+    webhook_max_attempts: int = 8
     message_retention_seconds: int = 345_600
     dlq_message_retention_seconds: int = 1_209_600
     oldest_message_alarm_seconds: int = 900
@@ -102,6 +105,9 @@ class ServerlessIngressProps:
             )
         if not 1 <= self.max_receive_count <= 1000:
             problems.append(f"max_receive_count must be 1..1000 (got {self.max_receive_count})")
+        if not 1 <= self.webhook_max_attempts <= 1000:
+            problems.append(
+                f"webhook_max_attempts must be 1..1000 (got {self.webhook_max_attempts})")
         if not 0 <= self.visibility_timeout_seconds <= 43_200:
             problems.append(
                 "visibility_timeout_seconds must be 0..43200 "

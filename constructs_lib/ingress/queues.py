@@ -1,13 +1,13 @@
-"""One runtime's task queue: the queue, its dead-letter intake and dead-letter queue, the
-filtered subscription to the input topic and the queue policies.
+"""Queues subscribed to a topic: a runtime's task queue and the webhook delivery queue, each
+with its dead-letter queue, its subscription and its queue policies.
 
-A message the task queue gives up on (``maxReceiveCount`` receives without a delete) moves
-to the dead-letter *intake*, which the dead-letter consumer Lambda reads (an event source
-mapping deletes what the function handled); the consumer fails the task, publishes its
-result and sends the message on to the dead-letter *queue*, where it stays for inspection
-and redrive. Should the consumer fail on a message ``DEAD_LETTER_CONSUMER_ATTEMPTS`` times,
-the intake's own redrive policy moves it to the dead-letter queue unhandled: nothing loops,
-nothing is lost.
+A runtime's task queue has a dead-letter *intake* between it and its dead-letter queue: a
+message the task queue gives up on (``maxReceiveCount`` receives without a delete) moves to
+the intake, which the dead-letter consumer Lambda reads (an event source mapping deletes what
+the function handled); the consumer fails the task, publishes its result and sends the
+message on to the dead-letter *queue*, where it stays for inspection and redrive. Should the
+consumer fail on a message ``DEAD_LETTER_CONSUMER_ATTEMPTS`` times, the intake's own redrive
+policy moves it to the dead-letter queue unhandled: nothing loops, nothing is lost.
 """
 
 from __future__ import annotations
@@ -42,14 +42,19 @@ def intake_max_receive_count(max_receive_count: int) -> int:
     return min(1000, max_receive_count + DEAD_LETTER_CONSUMER_ATTEMPTS)
 
 
-class RuntimeQueue(Construct):
-    """One runtime's queue, dead-letter intake and queue, filtered subscription and queue
-    policies."""
+class SubscribedQueue(Construct):
+    """A queue, its dead-letter queue (behind a dead-letter intake when
+    ``dead_letter_intake``), its subscription to ``topic_arn`` and queue policies.
 
-    def __init__(self, scope: Construct, id_: str, *, kms_key_arn: str, input_topic_arn: str,
-                 spec: RuntimeSpec, props: ServerlessIngressProps) -> None:
+    ``filter_policy`` (message attributes) selects what the queue receives; ``raw`` delivers
+    the message itself instead of the SNS envelope."""
+
+    def __init__(self, scope: Construct, id_: str, *, base: str, kms_key_arn: str,
+                 topic_arn: str, visibility_timeout_seconds: int, max_receive_count: int,
+                 props: ServerlessIngressProps, filter_policy: dict | None = None,
+                 raw: bool = False, receive_wait_seconds: int = LONG_POLL_SECONDS,
+                 topic_sid: str = "AllowInputTopic", dead_letter_intake: bool = False) -> None:
         super().__init__(scope, id_)
-        base = f"{props.name}-{spec.name}"
         self.dlq = aws.sqs_queue.SqsQueue(
             self, "DeadLetterQueue",
             name=f"{base}-dlq",
@@ -57,32 +62,36 @@ class RuntimeQueue(Construct):
             kms_data_key_reuse_period_seconds=300,
             message_retention_seconds=props.dlq_message_retention_seconds,
         )
-        self.intake = aws.sqs_queue.SqsQueue(
-            self, "DeadLetterIntake",
-            name=f"{base}-dlq-intake",
-            kms_master_key_id=kms_key_arn,
-            kms_data_key_reuse_period_seconds=300,
-            visibility_timeout_seconds=DEAD_LETTER_INTAKE_VISIBILITY_SECONDS,
-            message_retention_seconds=props.dlq_message_retention_seconds,
-            redrive_policy=Fn.jsonencode({
-                "deadLetterTargetArn": self.dlq.arn,
-                "maxReceiveCount": intake_max_receive_count(props.max_receive_count)}),
-        )
+        self.intake: aws.sqs_queue.SqsQueue | None = None
+        if dead_letter_intake:
+            self.intake = aws.sqs_queue.SqsQueue(
+                self, "DeadLetterIntake",
+                name=f"{base}-dlq-intake",
+                kms_master_key_id=kms_key_arn,
+                kms_data_key_reuse_period_seconds=300,
+                visibility_timeout_seconds=DEAD_LETTER_INTAKE_VISIBILITY_SECONDS,
+                message_retention_seconds=props.dlq_message_retention_seconds,
+                redrive_policy=Fn.jsonencode({
+                    "deadLetterTargetArn": self.dlq.arn,
+                    "maxReceiveCount": intake_max_receive_count(max_receive_count)}),
+            )
+        first_stop = self.intake if self.intake is not None else self.dlq
         self.queue = aws.sqs_queue.SqsQueue(
             self, "Queue",
-            name=f"{base}-tasks",
+            name=f"{base}-tasks" if filter_policy is not None else base,
             kms_master_key_id=kms_key_arn,
             kms_data_key_reuse_period_seconds=300,
-            receive_wait_time_seconds=LONG_POLL_SECONDS,
-            visibility_timeout_seconds=props.visibility_timeout_seconds,
+            receive_wait_time_seconds=receive_wait_seconds,
+            visibility_timeout_seconds=visibility_timeout_seconds,
             message_retention_seconds=props.message_retention_seconds,
             redrive_policy=Fn.jsonencode(
-                {"deadLetterTargetArn": self.intake.arn,
-                 "maxReceiveCount": props.max_receive_count}
+                {"deadLetterTargetArn": first_stop.arn, "maxReceiveCount": max_receive_count}
             ),
         )
-        for key, target, source in (("RedriveAllow", self.dlq, self.intake),
-                                    ("IntakeRedriveAllow", self.intake, self.queue)):
+        redrives = [("RedriveAllow", self.dlq, self.intake or self.queue)]
+        if self.intake is not None:
+            redrives.append(("IntakeRedriveAllow", self.intake, self.queue))
+        for key, target, source in redrives:
             aws.sqs_queue_redrive_allow_policy.SqsQueueRedriveAllowPolicy(
                 self, key,
                 queue_url=target.url,
@@ -90,29 +99,48 @@ class RuntimeQueue(Construct):
                     {"redrivePermission": "byQueue", "sourceQueueArns": [source.arn]}
                 ),
             )
-        for key, queue in (("QueuePolicy", self.queue), ("DeadLetterQueuePolicy", self.dlq),
-                           ("DeadLetterIntakePolicy", self.intake)):
+        policies = [("QueuePolicy", self.queue), ("DeadLetterQueuePolicy", self.dlq)]
+        if self.intake is not None:
+            policies.append(("DeadLetterIntakePolicy", self.intake))
+        for key, queue in policies:
             statements = [deny_insecure_transport((queue.arn,), "sqs")]
             if queue is self.queue:
                 statements.insert(0, Statement(
-                    sid="AllowInputTopic",
+                    sid=topic_sid,
                     actions=("sqs:SendMessage",),
                     resources=(queue.arn,),
                     principals=(service_principal("sns.amazonaws.com"),),
                     conditions=(Condition(test="ArnEquals", variable="aws:SourceArn",
-                                          values=(input_topic_arn,)),),
+                                          values=(topic_arn,)),),
                 ))
             doc = aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
                 self, f"{key}Document", statement=render_statements(statements)
             )
             aws.sqs_queue_policy.SqsQueuePolicy(self, key, queue_url=queue.url, policy=doc.json)
+        options = {} if filter_policy is None else {
+            "filter_policy": json.dumps(filter_policy),
+            "filter_policy_scope": "MessageAttributes"}
         aws.sns_topic_subscription.SnsTopicSubscription(
             self, "Subscription",
-            topic_arn=input_topic_arn,
+            topic_arn=topic_arn,
             protocol="sqs",
             endpoint=self.queue.arn,
-            filter_policy=json.dumps({"runtime": [spec.name]}),
-            filter_policy_scope="MessageAttributes",
-            raw_message_delivery=False,
+            raw_message_delivery=raw,
+            **options,
         )
 
+
+class RuntimeQueue(SubscribedQueue):
+    """One runtime's queue, dead-letter intake and queue, filtered subscription and queue
+    policies."""
+
+    intake: aws.sqs_queue.SqsQueue
+
+    def __init__(self, scope: Construct, id_: str, *, kms_key_arn: str, input_topic_arn: str,
+                 spec: RuntimeSpec, props: ServerlessIngressProps) -> None:
+        super().__init__(
+            scope, id_, base=f"{props.name}-{spec.name}", kms_key_arn=kms_key_arn,
+            topic_arn=input_topic_arn,
+            visibility_timeout_seconds=props.visibility_timeout_seconds,
+            max_receive_count=props.max_receive_count, props=props,
+            filter_policy={"runtime": [spec.name]}, dead_letter_intake=True)

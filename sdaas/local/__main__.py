@@ -54,6 +54,8 @@ def _summary(stack) -> str:
         f"  API key        {connection.api_key}",
         f"  Runtimes       {runtimes[0]}",
         *[f"                 {line}" for line in runtimes[1:]],
+        "  Webhooks       delivered by the deployed deliverer; receivers on 127.0.0.1 allowed "
+        "here only (http:// too)",
         f"  AWS emulator   {connection.aws_endpoint_url} (moto; region {connection.region}, "
         "any credentials)",
         f"  Output bucket  s3://{connection.output_bucket}/",

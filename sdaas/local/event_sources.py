@@ -10,15 +10,19 @@ service does,
 * calls the function's real handler in this process with the SQS event Lambda would send
   (``Records`` of ``messageId``, ``receiptHandle``, ``body``, ``attributes``,
   ``messageAttributes``, ``md5OfBody``, ``eventSource``, ``eventSourceARN``, ``awsRegion``),
-* deletes the batch when the handler returns, and leaves it when the handler raises or
-  outlives the function's timeout: the messages come back after the visibility timeout,
-  and the queue's redrive policy ends their retries.
+* deletes the batch when the handler returns — except, for a mapping with
+  ``FunctionResponseTypes: ["ReportBatchItemFailures"]`` (the webhook deliverer), the
+  messages the handler lists in ``batchItemFailures`` — and leaves it when the handler raises
+  or outlives the function's timeout: the messages come back after the visibility timeout
+  (or the backoff the handler set), and the queue's redrive policy ends their retries.
 
 Differences, on purpose: one poller thread per mapping (Lambda scales pollers with the
-queue), a short long poll so a stop is quick, no batching window, and ``ReportBatchItemFailures``
-is not honoured (the mappings here do not ask for it).
+queue), a short long poll so a stop is quick, no batching window, and every function runs in
+this one process (their environments merged; ``--set NAME=VALUE`` overrides a variable, which
+is how local mode passes its own settings).
 
-``python -m sdaas.local.event_sources --emulator URL --region R`` runs it until SIGTERM.
+``python -m sdaas.local.event_sources --emulator URL --region R [--set NAME=VALUE ...]`` runs
+it until SIGTERM.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class EventSource:
     handler: str
     timeout_seconds: float
     environment: dict[str, str] = field(compare=False)
+    report_batch_item_failures: bool = False
 
 
 def queue_url(sqs: Any, arn: str) -> str:
@@ -84,7 +89,9 @@ def discover(lambda_client: Any, sqs: Any) -> list[EventSource]:
                 batch_size=int(item.get("BatchSize") or 10),
                 function_name=function["FunctionName"], handler=function["Handler"],
                 timeout_seconds=float(function.get("Timeout") or 3),
-                environment=dict((function.get("Environment") or {}).get("Variables") or {})))
+                environment=dict((function.get("Environment") or {}).get("Variables") or {}),
+                report_batch_item_failures="ReportBatchItemFailures" in (
+                    item.get("FunctionResponseTypes") or [])))
         marker = page.get("NextMarker")
         if not marker:
             return mappings
@@ -157,15 +164,23 @@ class Poller:
                           "error": f"{type(exc).__name__}: {exc}"[:300]})
                 self._stop.wait(1.0)
 
-    def poll_once(self, mapping: EventSource, handler: Callable[[Any, Any], Any]) -> str | None:
-        """One receive and, when it brought messages, one invocation: ``"deleted"``,
-        ``"failed"`` or ``"timed_out"`` (``None`` when the queue was empty)."""
-        messages = self.sqs.receive_message(
+    def receive(self, mapping: EventSource) -> list[dict[str, Any]]:
+        """One receive from the mapping's queue, as the Lambda service's poller does it."""
+        return list(self.sqs.receive_message(
             QueueUrl=mapping.queue_url, MaxNumberOfMessages=min(10, mapping.batch_size),
             WaitTimeSeconds=self.wait_seconds, MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"]).get("Messages", [])
-        if not messages:
-            return None
+            MessageSystemAttributeNames=["All"]).get("Messages", []))
+
+    def poll_once(self, mapping: EventSource, handler: Callable[[Any, Any], Any]) -> str | None:
+        """One receive and, when it brought messages, one invocation: ``"deleted"``,
+        ``"partly_failed"``, ``"failed"`` or ``"timed_out"`` (``None`` when the queue was
+        empty)."""
+        messages = self.receive(mapping)
+        return self.invoke(mapping, handler, messages) if messages else None
+
+    def invoke(self, mapping: EventSource, handler: Callable[[Any, Any], Any],
+               messages: list[dict[str, Any]]) -> str:
+        """Run ``handler`` on ``messages`` and delete what it handled (see the module)."""
         request_id = str(uuid.uuid4())
         deadline = time.monotonic() + mapping.timeout_seconds
         future = self._pool.submit(handler, sqs_event(messages, mapping.queue_arn, self.region),
@@ -173,18 +188,36 @@ class Poller:
         entry: dict[str, Any] = {"event": "invoked", "function": mapping.function_name,
                                  "request_id": request_id, "messages": len(messages)}
         try:
-            future.result(timeout=mapping.timeout_seconds)
+            answer = future.result(timeout=mapping.timeout_seconds)
         except FutureTimeout:
             entry["outcome"] = "timed_out"
         except Exception as exc:  # a function error: the batch stays on the queue
             entry.update(outcome="failed", error=type(exc).__name__)
         else:
-            self.sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=[
-                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                for index, message in enumerate(messages)])
-            entry["outcome"] = "deleted"
+            failed = batch_item_failures(answer) if mapping.report_batch_item_failures else set()
+            handled = [message for message in messages if message["MessageId"] not in failed]
+            if handled:
+                self.sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(handled)])
+            entry["outcome"] = "partly_failed" if failed else "deleted"
+            if failed:
+                entry["failed"] = len(messages) - len(handled)
         self.log(entry)
         return str(entry["outcome"])
+
+
+def batch_item_failures(answer: Any) -> set[str]:
+    """The message ids a handler's partial batch response names as failed."""
+    items = answer.get("batchItemFailures") if isinstance(answer, dict) else None
+    return {str(item.get("itemIdentifier")) for item in items or [] if isinstance(item, dict)}
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the SQS event source mappings deployed to the local emulator.")
     parser.add_argument("--emulator", required=True, help="the emulator's endpoint URL")
     parser.add_argument("--region", required=True)
+    parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="a variable set over the functions' own (local mode's settings)")
     parser.add_argument("--ready-file")
     args = parser.parse_args(argv)
     import boto3  # noqa: PLC0415 - only this process needs it
@@ -205,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except FunctionError as exc:
         print(f"event sources: {exc}", file=sys.stderr)
         return 2
-    enter_runtime(environment, args.emulator, args.region)
+    enter_runtime({**environment, **dict(args.settings)}, args.emulator, args.region)
     poller = Poller(sqs, mappings, args.region,
                     log=lambda entry: print(json.dumps(entry), flush=True))
     try:

@@ -9,12 +9,16 @@
 3. the API adapter (:mod:`sdaas.local.api_adapter`): the deployed routes, API key
    check and Lambda handlers behind ``http://127.0.0.1:<port>/<stage>``; and the event
    source poller (:mod:`sdaas.local.event_sources`), which runs the deployed SQS event
-   source mappings (the dead-letter consumer) with the functions' real handlers;
+   source mappings (the dead-letter consumer, the webhook deliverer) with the functions'
+   real handlers;
 4. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
    not a model) and the real queue agent (``python -m agent``) beside it. An agent that
    dies is started again after a growing delay (``AGENT_RESTART_DELAYS``), as the kubelet
    restarts a pod's container; its pid is in ``<workdir>/run/agent-<runtime>.pid`` for the
    preview's ``[preview:kill-agent]`` marker.
+
+Local mode, and nothing else, sets ``WEBHOOK_ALLOW_LOOPBACK=true`` for the API adapter
+(ingest), the agents and the deliverer: webhook receivers on this machine can be tried.
 
 It writes ``<workdir>/connection.json`` (``endpoint``, ``api_key``, ...) for tools and tests,
 ``<workdir>/state.json`` (the processes) for ``down``, and one example request per runtime
@@ -62,11 +66,18 @@ from sdaas.local.workdir import (
     write_json,
 )
 from sdaas.terraform import Terraform, TerraformError, check_mirror
+from task_contract.webhook import ALLOW_LOOPBACK_ENV
 
 AGENT_READY_TIMEOUT_SECONDS = 90.0
 # Seconds before an agent that died is started again: the n-th restart waits the n-th value
 # (the last one from then on), a shortened form of the kubelet's CrashLoopBackOff.
 AGENT_RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 10.0)
+# The local-mode settings of the programs that check webhooks (never set outside local mode).
+LOCAL_MODE_ENV = {ALLOW_LOOPBACK_ENV: "true"}
+# The functions' local-mode settings: loopback webhook receivers, and webhook retries after
+# 1 s doubling up to 2 s, so a failing receiver reaches the dead-letter queue while one watches.
+LOCAL_FUNCTION_SETTINGS = {**LOCAL_MODE_ENV, "WEBHOOK_RETRY_BASE_SECONDS": "1",
+                           "WEBHOOK_RETRY_MAX_SECONDS": "2"}
 
 
 class LocalStack:
@@ -163,7 +174,9 @@ class LocalStack:
         adapter = self._start_adapter()
         event_sources = self._spawn("event-sources", [
             "-m", "sdaas.local.event_sources", "--emulator", str(self.emulator_endpoint),
-            "--region", config.region], ready=True)
+            "--region", config.region,
+            *[arg for name, value in LOCAL_FUNCTION_SETTINGS.items()
+              for arg in ("--set", f"{name}={value}")]], ready=True)
         previews = {runtime.name: self._spawn(
             f"preview-{runtime.name}",
             ["-m", "sdaas.local.preview", "--type", runtime.type,
@@ -235,7 +248,7 @@ class LocalStack:
             "-m", "sdaas.local.api_adapter", "--emulator", str(self.emulator_endpoint),
             "--region", self.config.region, "--api-id", api_id,
             "--stage", self.config.api.stage_name, "--port", str(self.settings.api_port),
-        ], ready=True)
+        ], ready=True, extra_env=LOCAL_MODE_ENV)
 
     def _agent_pid_file(self, runtime: str) -> Path:
         return self.run_dir / f"agent-{runtime}.pid"
@@ -244,6 +257,7 @@ class LocalStack:
         env = agent_environment(runtime, self.config, self.outputs,
                                 self.runtime_urls[runtime.name])
         env["LOG_LEVEL"] = self.settings.log_level
+        env.update(LOCAL_MODE_ENV)
         env.update(self.settings.agent_env)
         child = self._spawn(f"agent-{runtime.name}", ["-m", "agent"], extra_env=env)
         pid_file = self._agent_pid_file(runtime.name)

@@ -6,7 +6,6 @@ and the network fence (conftest) turns any slip into a failure.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import ssl
 from pathlib import Path
@@ -16,9 +15,11 @@ import pytest
 
 from agent.config import load_config
 from agent.errors import PermanentError, TransientError
-from agent.inputs import InputFetcher, forbidden_reason
+from agent.inputs import InputFetcher
+from task_contract.netguard import forbidden_reason
 from tests.fakes.base import render_png
 from tests.fakes.images import FakeImageHost
+from tests.support.tls import self_signed
 
 BASE = {
     "SQS_QUEUE_URL": "http://127.0.0.1/q", "SNS_TOPIC_ARN": "arn:aws:sns:us-west-2:1:t",
@@ -196,28 +197,7 @@ def test_s3_inputs(agent_emulator) -> None:
 # -- TLS: the connection is pinned to the checked address, the certificate still verified ----
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "images.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("images.test")]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return self_signed(tmp_path_factory.mktemp("tls"), "images.test")
 
 
 def test_https_is_pinned_to_the_checked_address_and_verified(tls_files) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.inputs import forbidden_reason
 from agent.messages import InvalidMessage, Task, parse_task
 from agent.runtimes.sdwebui import replace_image_urls
+from task_contract.netguard import forbidden_reason
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)

@@ -45,7 +45,8 @@ def run_alone(path_entries: list[str], code: str, env: dict[str, str] | None = N
 LAMBDA_CODE = """
 import json
 import lambda_src, task_contract
-from lambda_src import cancel, ingest, status
+import sys
+from lambda_src import cancel, ingest, status, webhooks
 task = {"metadata": {"id": "t-1", "runtime": "sdruntime", "tasktype": "text-to-image",
                      "prefix": "_requests/t-0"}, "content": {"steps": "16"}}
 posted = ingest.handler({"httpMethod": "POST", "resource": "/v1alpha2",
@@ -54,14 +55,17 @@ looked_up = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/tasks/{i
                             "pathParameters": {"id": "a b"}}, None)
 cancelled = cancel.handler({"httpMethod": "POST", "resource": "/v1alpha2/tasks/{id}/cancel",
                             "pathParameters": {"id": "a b"}}, None)
+delivered = webhooks.handler({"Records": [{"messageId": "m-1", "body": "not a result"}]}, None)
 document = status.handler({"httpMethod": "GET", "resource": "/v1alpha2/openapi.json"}, None)
 print(json.dumps({"files": [lambda_src.__file__, task_contract.__file__],
                   "ingest": [posted["statusCode"], json.loads(posted["body"])],
                   "status": looked_up["statusCode"], "cancel": cancelled["statusCode"],
-                  "document": [document["statusCode"], json.loads(document["body"])]}))
+                  "document": [document["statusCode"], json.loads(document["body"])],
+                  "webhooks": delivered, "requests": "requests" in sys.modules}))
 """
 LAMBDA_ENV = {"TASK_TABLE": "tasks", "OUTPUT_BUCKET": "outputs", "INPUT_TOPIC_ARN": "arn:t",
               "RUNTIMES": json.dumps({"sdruntime": {"type": "sdwebui"}}),
+              "WEBHOOK_SECRET_ARN": "arn:s", "WEBHOOK_QUEUE_URL": "https://q",
               "AWS_REGION": "us-west-2", "LOG_LEVEL": "ERROR"}
 
 
@@ -88,6 +92,9 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     code, document = ran["document"]  # the OpenAPI document needs nothing outside the zip
     assert code == 200
     assert document == openapi.document({"sdruntime": "sdwebui"})
+    # The deliverer runs from the zip on the standard library (the runtime has no requests).
+    assert ran["webhooks"] == {"batchItemFailures": []}
+    assert ran["requests"] is False
 
 
 # --- the agent image --------------------------------------------------------------------------

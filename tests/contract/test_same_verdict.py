@@ -1,11 +1,12 @@
 """Ingest and the agent reach the same verdict on the same task (hypothesis).
 
-The same generated metadata (ids, runtimes, task types, prefixes, contexts), contents and
-legacy (v1alpha1) bodies go to the ingest validation (``POST /v1alpha2`` and ``/v1alpha1``
-bodies) and to the agent's message parser (the same task as a queue message). Both must
-accept or both refuse, and an accepted task must be the same normalised task: id, runtime,
-task type and prefix. Anything one side lets through and the other refuses is a task that
-can reach S3 without passing ingest's rules (a message published straight to the topic).
+The same generated metadata (ids, runtimes, task types, prefixes, contexts, webhooks),
+contents and legacy (v1alpha1) bodies go to the ingest validation (``POST /v1alpha2`` and
+``/v1alpha1`` bodies) and to the agent's message parser (the same task as a queue
+message). Both must accept or both refuse, and an accepted task must be the same normalised
+task: id, runtime, task type and prefix. Anything one side lets through and the other
+refuses is a task that can reach S3 without passing ingest's rules (a message published
+straight to the topic).
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ workflows = st.one_of(
                     max_size=3),
 )
 contents = st.one_of(webui_contents, workflows, json_values)
+webhooks = st.one_of(
+    st.fixed_dictionaries(
+        {"url": st.sampled_from(["https://hooks.example.com/x", "http://hooks.example.com/x",
+                                 "https://10.0.0.1/x", "https://[::1]/x", "https://u@h.io/",
+                                 "https://localhost/x", "https:///x", "", 5])},
+        optional={"events": st.sampled_from([["completed"], [], ["done"], "failed", None,
+                                             ["failed", "cancelled", "failed"]]),
+                  "extra": st.just(1)}),
+    st.sampled_from(["https://hooks.example.com/x", [], None]),
+    json_values,
+)
 
 
 def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -120,7 +132,8 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     """A task ``{"metadata", "content"}``: each metadata key absent, valid or not."""
     metadata: dict[str, Any] = {}
     for key, strategy in (("id", ids), ("runtime", runtimes), ("tasktype", tasktypes),
-                          ("prefix", prefixes), ("context", json_values)):
+                          ("prefix", prefixes), ("context", json_values),
+                          ("webhook", webhooks)):
         value = draw(_optional(strategy))
         if value is not ABSENT:
             metadata[key] = value

@@ -14,7 +14,9 @@ from sdaas import app as app_lib
 OWN_OUTPUTS = {
     app_lib.Part.INGRESS: {"api_endpoint", "api_key_id", "api_key_command", "api_key_value",
                            "output_bucket", "input_topic_arn", "result_topic_arn",
-                           "task_table", "queue_urls", "dead_letter_queue_urls"},
+                           "task_table", "queue_urls", "dead_letter_queue_urls",
+                           "webhook_secret_arn", "webhook_function",
+                           "webhook_dead_letter_queue_url"},
     app_lib.Part.MODEL_BUCKET: {"model_bucket"},
     app_lib.Part.CLUSTER: {"cluster_name"},
     app_lib.Part.KEDA: {"keda_operator_role_arn"},

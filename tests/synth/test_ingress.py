@@ -19,7 +19,7 @@ def _key_of(synthesized, rtype: str, resource: dict) -> str:
 
 def test_queues_are_encrypted_long_polled_with_dead_letter(synthesized, example_config):
     queues = {k: v for k, v in synthesized.resources("aws_sqs_queue").items()
-              if v["//"]["metadata"]["path"].startswith("sdaas/Ingress/")}
+              if v["//"]["metadata"]["path"].startswith("sdaas/Ingress/Runtime-")}
     assert len(queues) == 3 * len(RUNTIMES)
     max_receive_count = example_config.queue.max_receive_count
     for runtime in RUNTIMES:
@@ -68,7 +68,8 @@ def test_dead_letter_consumer_reads_each_intake_and_keeps_messages(synthesized):
     assert "ResultTopic" in variables["RESULT_TOPIC_ARN"]
     policy = synthesized.by_path("aws_iam_role_policy", "DeadLetters/Role/Function/Policy")
     assert _key_of(synthesized, "aws_iam_role_policy", policy) in function["depends_on"]
-    mappings = synthesized.resources("aws_lambda_event_source_mapping")
+    mappings = [m for m in synthesized.resources("aws_lambda_event_source_mapping").values()
+                if m["function_name"] == "${" + function_key + ".arn}"]
     assert len(mappings) == len(RUNTIMES)
     for runtime in RUNTIMES:
         intake = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterIntake")
@@ -108,7 +109,8 @@ def test_dead_letter_consumer_reads_each_intake_and_keeps_messages(synthesized):
 
 
 def test_each_queue_subscribes_with_a_filter_on_its_runtime(synthesized):
-    subs = synthesized.resources("aws_sns_topic_subscription")
+    subs = {k: v for k, v in synthesized.resources("aws_sns_topic_subscription").items()
+            if "/Runtime-" in v["//"]["metadata"]["path"]}
     assert len(subs) == len(RUNTIMES)
     for runtime in RUNTIMES:
         sub = synthesized.by_path("aws_sns_topic_subscription", f"Runtime-{runtime}/Subscription")
@@ -203,8 +205,8 @@ def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
 def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
     functions = synthesized.resources("aws_lambda_function")
     assert {f["function_name"] for f in functions.values()} == {
-        "sdaas-ingest", "sdaas-status", "sdaas-cancel",
-        "sdaas-dead-letters"}
+        "sdaas-ingest", "sdaas-status", "sdaas-cancel", "sdaas-dead-letters",
+        "sdaas-webhooks"}
     for function in functions.values():
         assert function["runtime"] == "python3.12"
         assert function["tracing_config"] == {"mode": "Active"}
@@ -283,3 +285,73 @@ def test_queue_for_unknown_runtime_names_the_configured_ones(synthesized):
         runtimes=(RuntimeSpec(name="one", type="sdwebui"),)))
     with pytest.raises(KeyError, match="configured: one"):
         ingress.queue_for("two")
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+def test_results_reach_the_webhook_deliverer_through_a_queue_with_a_dead_letter_queue(
+        synthesized):
+    queue = synthesized.by_path("aws_sqs_queue", "Webhooks/Deliveries/Queue")
+    dlq = synthesized.by_path("aws_sqs_queue", "Webhooks/Deliveries/DeadLetterQueue")
+    assert queue["name"] == "sdaas-webhooks" and dlq["name"] == "sdaas-webhooks-dlq"
+    assert queue["kms_master_key_id"].startswith("${aws_kms_key.")
+    assert '"maxReceiveCount"=8' in queue["redrive_policy"].replace(" ", "")
+    # AWS's advice for a queue feeding a Lambda: six function timeouts.
+    function = synthesized.by_path("aws_lambda_function", "Webhooks/Deliverer/Function")
+    assert queue["visibility_timeout_seconds"] == 6 * function["timeout"]
+    sub = synthesized.by_path("aws_sns_topic_subscription", "Webhooks/Deliveries/Subscription")
+    assert "ResultTopic" in sub["topic_arn"] and sub["raw_message_delivery"] is True
+    assert "filter_policy" not in sub
+    (allow,) = [s for s in _statements(synthesized, "Webhooks/Deliveries/QueuePolicyDocument")
+                if s["effect"] == "Allow"]
+    (topic,) = allow["condition"][0]["values"]
+    assert topic.startswith("${aws_sns_topic.Ingress_ResultTopic_")
+    mapping = synthesized.by_path("aws_lambda_event_source_mapping", "Webhooks/EventSource")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert "Webhooks_Deliveries_Queue" in mapping["event_source_arn"]
+    alarms = {a["alarm_name"]: a
+              for a in synthesized.resources("aws_cloudwatch_metric_alarm").values()}
+    alarm = alarms["sdaas-webhooks-dlq-not-empty"]
+    assert alarm["threshold"] == 0
+    assert "Webhooks_Deliveries_DeadLetterQueue" in alarm["dimensions"]["QueueName"]
+
+
+def test_the_signing_secret_is_generated_by_secrets_manager_and_kept(synthesized):
+    secret = synthesized.by_path("aws_secretsmanager_secret", "Webhooks/SigningSecret")
+    assert secret["name"] == "sdaas-webhook-signing"
+    assert secret["kms_key_id"].startswith("${aws_kms_key.")
+    version = synthesized.by_path("aws_secretsmanager_secret_version",
+                                  "Webhooks/SigningSecretVersion")
+    assert "data.aws_secretsmanager_random_password." in version["secret_string"]
+    assert version["lifecycle"]["ignore_changes"] == ["secret_string"]
+    generated = next(iter(
+        synthesized.doc["data"]["aws_secretsmanager_random_password"].values()))
+    assert generated["password_length"] >= 32
+
+
+def test_the_webhook_deliverer_has_least_privilege(synthesized):
+    function = synthesized.by_path("aws_lambda_function", "Webhooks/Deliverer/Function")
+    assert function["handler"] == "lambda_src.webhooks.handler"
+    variables = function["environment"]["variables"]
+    assert "WEBHOOK_ALLOW_LOOPBACK" not in variables  # local mode only
+    assert variables["WEBHOOK_SECRET_ARN"].startswith("${aws_secretsmanager_secret.")
+    statements = {s["sid"]: s for s in
+                  _statements(synthesized, "Webhooks/Deliverer/Role/Function/Document")}
+    assert set(statements) == {"ReadTasks", "ReadSigningSecret", "ConsumeDeliveries", "UseKey",
+                               "WriteLogs", "Tracing"}
+    assert statements["ReadTasks"]["actions"] == ["dynamodb:GetItem"]
+    assert statements["ReadSigningSecret"]["actions"] == ["secretsmanager:GetSecretValue"]
+    (secret,) = statements["ReadSigningSecret"]["resources"]
+    assert secret.startswith("${aws_secretsmanager_secret.Ingress_Webhooks_SigningSecret_")
+    assert sorted(statements["ConsumeDeliveries"]["actions"]) == [
+        "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage"]
+    assert all("Webhooks_Deliveries_Queue" in r
+               for r in statements["ConsumeDeliveries"]["resources"])
+    assert statements["UseKey"]["actions"] == ["kms:Decrypt"]
+    # The other functions cannot read the secret.
+    for other in ("Ingest", "Status"):
+        actions = {a for s in _statements(synthesized, f"{other}/Role/Function/Document")
+                   for a in s["actions"]}
+        assert not any(a.startswith("secretsmanager:") for a in actions)

@@ -454,7 +454,8 @@ def test_every_props_field_the_file_sets_has_a_key_for_its_problems():
 
     runtime = checks._runtime_fields(0)
     for props, fields, not_from_the_file in (
-        (ServerlessIngressProps, checks._INGRESS_FIELDS, {"manage_api_gateway_account"}),
+        (ServerlessIngressProps, checks._INGRESS_FIELDS, {"manage_api_gateway_account",
+                                                          "webhook_max_attempts"}),
         (GpuEksClusterProps, checks._CLUSTER_FIELDS,
          {"enabled_cluster_log_types", "system_node_ami_type"}),
         (KarpenterGpuPoolProps, checks._KARPENTER_FIELDS, {"runtimes", "soci_parallel_pull"}),
