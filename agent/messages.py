@@ -23,6 +23,7 @@ from typing import Any
 
 from agent.errors import PermanentError
 from task_contract import jsontext
+from task_contract.envelope import enveloped_message
 from task_contract.layout import DEFAULT_PREFIX, claim_check_problem, output_key
 from task_contract.legacy import is_v1alpha1, unwrap, webui_body
 from task_contract.metadata import is_task_id
@@ -65,10 +66,9 @@ class Task:
 def unwrap_envelope(body: str) -> dict[str, Any]:
     """Parse the message body (strict JSON) and remove an SNS envelope if there is one."""
     document = _loads(body, "message body")
-    if isinstance(document, dict) and document.get("Type") == "Notification" and isinstance(
-        document.get("Message"), str
-    ):
-        document = _loads(document["Message"], "SNS message")
+    inner = enveloped_message(document)
+    if inner is not None:
+        document = _loads(inner, "SNS message")
     if not isinstance(document, dict):
         raise InvalidMessage("message body must be a JSON object")
     return document

@@ -6,10 +6,9 @@ task contract's: ``task_contract.result``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from task_contract.result import message_attributes
+from task_contract.result import message_attributes, message_text
 
 
 class ResultPublisher:
@@ -20,7 +19,7 @@ class ResultPublisher:
     def publish(self, message: dict[str, Any]) -> str:
         answer = self._sns.publish(
             TopicArn=self.topic_arn,
-            Message=json.dumps(message, separators=(",", ":"), default=str),
+            Message=message_text(message),
             MessageAttributes=message_attributes(message),
         )
         return str(answer.get("MessageId", ""))

@@ -53,6 +53,7 @@ from agent.report import log_finished, result_document
 from agent.runtimes.base import Cancelled, RuntimeAdapter
 from agent.status import TaskTable
 from agent.storage import OutputStore
+from task_contract.envelope import enveloped_message
 from task_contract.layout import output_location
 from task_contract.record import (
     CANCELLED,
@@ -292,12 +293,15 @@ class Pipeline:
             return
         try:
             if self.table is not None:
-                attempts, record = self.table.mark_running(task, self._location(task))
-                if record is not None:
+                start = self.table.mark_running(task, self._location(task))
+                if start.final is not None:
                     self._not_started(job)
-                    self._already_final(job, record)
+                    self._already_final(job, start.final)
                     return
-                job.attempts = attempts
+                job.attempts = start.attempts
+                if start.redriven:
+                    logs.event("task_redriven", task_id=task.id, attempt=job.attempts,
+                               message_id=job.message_id)
             else:
                 job.attempts = job.receive_count
             logs.event("task_received", task_id=task.id, tasktype=task.tasktype,
@@ -334,8 +338,9 @@ class Pipeline:
             return
         try:
             document = json.loads(job.body)
-            if isinstance(document, dict) and document.get("Type") == "Notification":
-                document = json.loads(document["Message"])
+            inner = enveloped_message(document)
+            if inner is not None:
+                document = json.loads(inner)
             metadata = document.get("metadata") if isinstance(document, dict) else None
             context = metadata.get("context", "") if isinstance(metadata, dict) else ""
             tasktype = metadata.get("tasktype") if isinstance(metadata, dict) else None

@@ -1,25 +1,29 @@
 """The task table (DynamoDB), written as ``docs/contracts.md`` fixes it.
 
-``running`` increments ``attempts`` and is written only while the status is not final; the
-final status (``completed``/``failed``) is written once under the same condition; then
-``result_published``. A lost race (another agent finished the task first) is reported to the
-caller, never overwritten. A task the client cancelled (``cancelled``, written by the cancel
-API) is claimed once by the agent that publishes its result (``result_published`` set to false,
-as a final status written by an agent has it), then ``result_published``.
+``running`` increments ``attempts`` and is written only while the status is not final, or
+when the task failed because its message reached the dead-letter queue and was redriven
+(``task_contract.deadletter``); the final status (``completed``/``failed``) is written once,
+only while the status is not final; then ``result_published``. A lost race (another agent
+finished the task first) is reported to the caller, never overwritten. A task the client
+cancelled (``cancelled``, written by the cancel API) is claimed once by the agent that
+publishes its result (``result_published`` set to false, as a final status written by an
+agent has it), then ``result_published``.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from agent.messages import Task
+from task_contract.deadletter import is_redrivable
 from task_contract.record import (
     CANCELLED,
+    FAILED,
     QUEUED,
     RUNNING,
     SECONDS_PER_DAY,
@@ -32,6 +36,8 @@ from task_contract.record import (
 )
 
 _NOT_FINAL, _FINAL_VALUES = not_final()
+# Not final, or failed by the dead-letter consumer and redriven since.
+_STARTABLE = f"{_NOT_FINAL} OR (#status = :failed AND attribute_exists(#dead))"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -42,6 +48,16 @@ def now_iso() -> str:
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+class Start(NamedTuple):
+    """What :meth:`TaskTable.mark_running` found: the attempt number it recorded, or the
+    record of a task that is final (then nothing was written); ``redriven`` when the task
+    had failed by reaching the dead-letter queue."""
+
+    attempts: int
+    final: dict[str, Any] | None = None
+    redriven: bool = False
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -81,14 +97,16 @@ class TaskTable:
         item = answer.get("Item")
         return _from_item(item) if item else None
 
-    def mark_running(self, task: Task, output_location: str) -> tuple[int, dict[str, Any] | None]:
-        """Mark the task running; return ``(attempts, None)``, or ``(0, record)`` if final."""
+    def mark_running(self, task: Task, output_location: str) -> Start:
+        """Mark the task running (a redriven dead-lettered task too: its dead-letter stamp and
+        error go); a final task is left as it is and its record returned."""
         now = now_iso()
         names = {"#attempts": Fields.ATTEMPTS, "#updated": Fields.UPDATED_AT,
                  "#created": Fields.CREATED_AT, "#runtime": Fields.RUNTIME,
                  "#tasktype": Fields.TASKTYPE, "#output": Fields.OUTPUT_LOCATION,
                  "#prefix": Fields.PREFIX, "#context": Fields.CONTEXT,
-                 "#expires": Fields.EXPIRES_AT}
+                 "#expires": Fields.EXPIRES_AT, "#dead": Fields.DEAD_LETTERED_AT,
+                 "#error": Fields.ERROR}
         expression = (
             "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, "
             "#updated = :now, #created = if_not_exists(#created, :now), "
@@ -96,22 +114,25 @@ class TaskTable:
             "#tasktype = if_not_exists(#tasktype, :tasktype), "
             "#output = if_not_exists(#output, :output), #prefix = if_not_exists(#prefix, :prefix), "
             "#context = if_not_exists(#context, :context), "
-            "#expires = if_not_exists(#expires, :expires)"
+            "#expires = if_not_exists(#expires, :expires) "
+            "REMOVE #dead, #error"
         )
         values = {
             ":running": RUNNING, ":zero": 0, ":one": 1, ":now": now,
             ":runtime": task.runtime, ":tasktype": task.tasktype, ":output": output_location,
             ":prefix": task.prefix, ":context": encode_context(task.context),
-            ":expires": int(time.time()) + self._ttl_seconds,
+            ":expires": int(time.time()) + self._ttl_seconds, ":failed": FAILED,
             **_FINAL_VALUES,
         }
         try:
-            answer = self._update(task.id, expression, values, _NOT_FINAL, names, "UPDATED_NEW")
+            before = self._update(task.id, expression, values, _STARTABLE, names, "ALL_OLD")
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise
-            return 0, self.get(task.id) or {}
-        return int(answer.get(Fields.ATTEMPTS, 1)), None
+            return Start(0, self.get(task.id) or {})
+        attempts = before.get(Fields.ATTEMPTS)
+        return Start(int(attempts) + 1 if isinstance(attempts, int) else 1,
+                     redriven=is_redrivable(before))
 
     def mark_final(self, task: Task, status: str, images: list[str], error: dict[str, Any] | None,
                    timings: dict[str, float], output_location: str,

@@ -65,6 +65,24 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeadLetterSource:
+    """One runtime's dead-letter intake (the consumer's event source) and the dead-letter
+    queue its messages are kept in."""
+
+    runtime: str
+    source_arn: str
+    queue_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterConfig:
+    table: str
+    bucket: str
+    topic_arn: str
+    sources: Mapping[str, DeadLetterSource]  # by source ARN
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusConfig:
     table: str
     bucket: str
@@ -94,6 +112,22 @@ def _integer(
     return value
 
 
+_UNREADABLE = object()
+
+
+def _json_variable(name: str, raw: str, problems: list[str]) -> object:
+    """The JSON document in variable ``name``; ``_UNREADABLE`` (and a problem) when it is
+    unset or not JSON."""
+    if not raw.strip():
+        problems.append(f"{name} is not set")
+        return _UNREADABLE
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problems.append(f"{name} is not valid JSON ({exc})")
+        return _UNREADABLE
+
+
 def _flag(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw not in ("", "true", "false"):
@@ -103,13 +137,8 @@ def _flag(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
 
 def parse_runtimes(raw: str, problems: list[str]) -> dict[str, Runtime]:
     """Parse ``RUNTIMES``: ``{"<name>": {"type", "models", "dynamic_model"}}``."""
-    if not raw.strip():
-        problems.append("RUNTIMES is not set")
-        return {}
-    try:
-        document = json.loads(raw)
-    except ValueError as exc:
-        problems.append(f"RUNTIMES is not valid JSON ({exc})")
+    document = _json_variable("RUNTIMES", raw, problems)
+    if document is _UNREADABLE:
         return {}
     if not isinstance(document, dict) or not document:
         problems.append("RUNTIMES must be a non-empty JSON object of runtime name -> settings")
@@ -190,6 +219,45 @@ def status_config(env: Mapping[str, str] | None = None) -> StatusConfig:
             PRESIGN_MAX_SECONDS,
             problems,
         ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_dead_letter_queues(raw: str, problems: list[str]) -> dict[str, DeadLetterSource]:
+    """Parse ``DEAD_LETTER_QUEUES``: ``[{"runtime", "source_arn", "queue_url"}, ...]``."""
+    document = _json_variable("DEAD_LETTER_QUEUES", raw, problems)
+    if document is _UNREADABLE:
+        return {}
+    if not isinstance(document, list) or not document:
+        problems.append("DEAD_LETTER_QUEUES must be a non-empty JSON array of "
+                        '{"runtime", "source_arn", "queue_url"} objects')
+        return {}
+    sources: dict[str, DeadLetterSource] = {}
+    for index, entry in enumerate(document):
+        where = f"DEAD_LETTER_QUEUES[{index}]"
+        values = {key: entry.get(key) if isinstance(entry, dict) else None
+                  for key in ("runtime", "source_arn", "queue_url")}
+        missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
+        if missing:
+            problems.append(f"{where} needs non-empty strings {', '.join(missing)}")
+            continue
+        if values["source_arn"] in sources:
+            problems.append(f"{where}.source_arn {values['source_arn']!r} is listed twice")
+            continue
+        sources[values["source_arn"]] = DeadLetterSource(**values)
+    return sources
+
+
+def dead_letter_config(env: Mapping[str, str] | None = None) -> DeadLetterConfig:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    config = DeadLetterConfig(
+        table=_required(env, "TASK_TABLE", problems),
+        bucket=_required(env, "OUTPUT_BUCKET", problems),
+        topic_arn=_required(env, "RESULT_TOPIC_ARN", problems),
+        sources=parse_dead_letter_queues(env.get("DEAD_LETTER_QUEUES", ""), problems),
     )
     if problems:
         raise ConfigError(problems)

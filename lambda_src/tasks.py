@@ -1,5 +1,6 @@
 """The task table (schema and rules in docs/contracts.md): create, read, mark published,
-cancel.
+cancel, and the dead-letter consumer's writes (fail a dead-lettered task once, stamp one the
+agent failed, mark its result published).
 
 Items are converted with boto3's DynamoDB type (de)serialisers; numbers come back as
 ``int`` or ``float`` rather than ``Decimal``. Attribute names, status values and value
@@ -18,6 +19,7 @@ from lambda_src import aws
 from lambda_src.validation import Submission
 from task_contract.record import (
     CANCELLED,
+    FAILED,
     QUEUED,
     Fields,
     encode_context,
@@ -125,6 +127,73 @@ def mark_published(table: str, task_id: str, sha256: str) -> None:
         UpdateExpression=f"SET {Fields.PUBLISHED} = :true",
         ConditionExpression=f"{Fields.REQUEST_SHA256} = :sha",
         ExpressionAttributeValues={":true": {"BOOL": True}, ":sha": {"S": sha256}},
+    )
+
+
+def _condition_failed(exc: aws.DependencyError) -> bool:
+    return exc.code == "ConditionalCheckFailedException"
+
+
+def fail_dead_lettered(table: str, task_id: str, error: dict[str, Any],
+                       stamp: str) -> dict[str, Any] | None:
+    """Mark a task ``failed`` with ``error`` and stamp ``dead_lettered_at``, only if its
+    record exists and its status is not final: the whole record after the write, or ``None``
+    when the condition held it back (no record, or final already: a duplicate delivery)."""
+    condition, finals = not_final()
+    try:
+        answer = aws.call(
+            "dynamodb", "UpdateItem", aws.client("dynamodb").update_item,
+            TableName=table,
+            Key={Fields.ID: {"S": task_id}},
+            UpdateExpression=("SET #status = :failed, #error = :error, #updated = :now, "
+                              "#dead = :now, #published = :false"),
+            ConditionExpression=f"attribute_exists(#id) AND ({condition})",
+            ExpressionAttributeNames={
+                "#id": Fields.ID, "#status": Fields.STATUS, "#error": Fields.ERROR,
+                "#updated": Fields.UPDATED_AT, "#dead": Fields.DEAD_LETTERED_AT,
+                "#published": Fields.RESULT_PUBLISHED},
+            ExpressionAttributeValues={
+                ":failed": {"S": FAILED}, ":error": _serializer.serialize(error),
+                ":now": {"S": stamp}, ":false": {"BOOL": False},
+                **{name: {"S": value} for name, value in finals.items()}},
+            ReturnValues="ALL_NEW",
+        )
+    except aws.DependencyError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return from_item(answer.get("Attributes") or {})
+
+
+def stamp_dead_lettered(table: str, task_id: str, stamp: str) -> None:
+    """Stamp ``dead_lettered_at`` on a task the agent failed itself on its last delivery
+    (so a redrive may run it again); nothing when it is stamped already or not failed."""
+    try:
+        aws.call(
+            "dynamodb", "UpdateItem", aws.client("dynamodb").update_item,
+            TableName=table,
+            Key={Fields.ID: {"S": task_id}},
+            UpdateExpression="SET #dead = :now",
+            ConditionExpression="#status = :failed AND attribute_not_exists(#dead)",
+            ExpressionAttributeNames={"#status": Fields.STATUS,
+                                      "#dead": Fields.DEAD_LETTERED_AT},
+            ExpressionAttributeValues={":failed": {"S": FAILED}, ":now": {"S": stamp}},
+        )
+    except aws.DependencyError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
+def mark_result_published(table: str, task_id: str) -> None:
+    """Set ``result_published`` on an existing record."""
+    aws.call(
+        "dynamodb", "UpdateItem", aws.client("dynamodb").update_item,
+        TableName=table,
+        Key={Fields.ID: {"S": task_id}},
+        UpdateExpression="SET #published = :true",
+        ConditionExpression="attribute_exists(#id)",
+        ExpressionAttributeNames={"#id": Fields.ID, "#published": Fields.RESULT_PUBLISHED},
+        ExpressionAttributeValues={":true": {"BOOL": True}},
     )
 
 

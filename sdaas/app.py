@@ -274,7 +274,8 @@ def _dashboard(stack: TerraformStack, config: Config, built: Built) -> None:
             region=config.region, api_name=ingress.api_name, stage_name=ingress.stage_name,
             function_names={"ingest": ingress.ingest_function_name,
                             "status": ingress.status_function_name,
-                            "cancel": ingress.cancel_function_name},
+                            "cancel": ingress.cancel_function_name,
+                            "dead letters": ingress.dead_letter_function_name},
             runtimes=[RuntimeSource(name=n, queue_name=queues[n].queue_name,
                                     dlq_name=queues[n].dlq_name or "", namespace=rt.namespace)
                       for n, rt in built.runtimes.items()],

@@ -12,6 +12,8 @@ concern:
 * :mod:`~task_contract.record`: task-record attribute names, status values, value formats;
 * :mod:`~task_contract.result`: the result message;
 * :mod:`~task_contract.delivery`: long poll, visibility timeout and heartbeat defaults;
+* :mod:`~task_contract.envelope`: the SNS envelope of queued messages;
+* :mod:`~task_contract.deadletter`: tasks whose message reached a dead-letter queue;
 * :mod:`~task_contract.webhook`: ``metadata.webhook`` and the signature of a delivery;
 * :mod:`~task_contract.netguard`: the SSRF guard of every URL the service connects to;
 * :mod:`~task_contract.jsontext`, :mod:`~task_contract.logformat`,

@@ -45,6 +45,7 @@ class Fields:
     ERROR: Final = "error"
     TIMINGS: Final = "timings"
     RESULT_PUBLISHED: Final = "result_published"
+    DEAD_LETTERED_AT: Final = "dead_lettered_at"
     EXPIRES_AT: Final = "expires_at"
     WEBHOOK: Final = "webhook"  # {"url", "events"} as ingest checked it; absent: none
 

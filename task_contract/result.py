@@ -3,6 +3,7 @@ the reference's callback, built here only."""
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from typing import Any
 
@@ -46,6 +47,11 @@ def message_from_record(record: dict[str, Any], bucket: str) -> dict[str, Any]:
         outputs=list(record.get(Fields.OUTPUTS) or outputs_of_images(
             list(record.get(Fields.IMAGES) or []))),
     )
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The message as published: compact JSON."""
+    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 def outputs_of_images(images: list[str]) -> list[dict[str, Any]]:

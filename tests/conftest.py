@@ -29,6 +29,16 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
+def plain_moto() -> Iterator[Emulator]:
+    """An emulator without SQS message move tasks: moto as it is, with its fixes."""
+    emu = Emulator(message_move_tasks=False, log_requests=False).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
 def example_config():
     from sdaas.config import EXAMPLE_CONFIG, load_config
 

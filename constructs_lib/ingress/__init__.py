@@ -8,14 +8,19 @@ Creates
     * the ``ingest`` and ``status`` Lambda functions (``lambda_src/``, deterministic zip,
       Python 3.12, X-Ray, reserved concurrency, log groups with retention, one
       least-privilege role each);
-    * the input SNS topic and, per runtime, an SQS queue with a dead-letter queue, a
-      subscription filtered on the ``runtime`` message attribute and a queue policy that
-      admits only that topic;
+    * the input SNS topic and, per runtime, an SQS queue, a subscription filtered on the
+      ``runtime`` message attribute and a queue policy that admits only that topic; its
+      dead-letter intake and dead-letter queue;
+    * the ``dead-letters`` Lambda function, the consumer of every dead-letter intake (an
+      event source mapping each): it marks a dead-lettered task ``failed`` (code
+      ``dead_lettered``), publishes its result once and keeps the message in the
+      dead-letter queue for inspection and redrive (``sdctl dlq``);
     * the output bucket (public access blocked, SSE-KMS with a bucket key, TLS only,
       lifecycle), which also holds claim-checked request bodies;
     * the task table (DynamoDB on demand, TTL, point-in-time recovery, KMS);
     * the result SNS topic;
-    * alarms: each DLQ not empty, each queue's oldest message too old, ingest errors, API 5xx;
+    * alarms: each DLQ not empty, each queue's oldest message too old, ingest errors,
+      dead-letter consumer errors, API 5xx;
     * one customer-managed KMS key for all of the above.
 
 Example::

@@ -7,6 +7,7 @@ import json
 from constructs_lib._cdktf import (
     AssetType,
     Construct,
+    Fn,
     TerraformAsset,
 )
 from constructs_lib._providers import aws
@@ -190,6 +191,7 @@ class ServerlessIngress(Construct):
             ],
         )
 
+        self._dead_letters = self._dead_letter_consumer(asset)
         self._webhooks = WebhookDeliverer(
             self, "Webhooks", props=props, asset=asset, key_arn=self._key.arn,
             result_topic_arn=self._result_topic.arn, table_name=self._table.name,
@@ -204,6 +206,51 @@ class ServerlessIngress(Construct):
         self._usage_plan = rest.usage_plan
         self._build_alarms()
         apply_tags(self, dict(props.tags))
+
+    def _dead_letter_consumer(self, asset: TerraformAsset):
+        """The consumer of every runtime's dead-letter intake (``lambda_src.dead_letters``)
+        and one event source mapping per intake: one message per invocation, at most two
+        invocations at a time per intake (dead letters are rare; their handling is not
+        urgent)."""
+        queues = self._queues.values()
+        sources = Fn.jsonencode([
+            {"runtime": runtime, "source_arn": queue.intake.arn, "queue_url": queue.dlq.url}
+            for runtime, queue in self._queues.items()
+        ])
+        function = lambda_function(
+            self, "DeadLetters", "dead_letters", asset, props=self._props,
+            key_arn=self._key.arn, name="dead-letters",
+            environment={
+                "TASK_TABLE": self._table.name,
+                "OUTPUT_BUCKET": self._bucket.bucket,
+                "RESULT_TOPIC_ARN": self._result_topic.arn,
+                "DEAD_LETTER_QUEUES": sources,
+                "LOG_LEVEL": "INFO",
+            },
+            statements=[
+                Statement(sid="FailTasks", actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),
+                          resources=(self._table.arn,)),
+                Statement(sid="PublishResults", actions=("sns:Publish",),
+                          resources=(self._result_topic.arn,)),
+                Statement(sid="ConsumeDeadLetterIntake",
+                          actions=("sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                   "sqs:GetQueueAttributes"),
+                          resources=tuple(q.intake.arn for q in queues)),
+                Statement(sid="KeepDeadLetters", actions=("sqs:SendMessage",),
+                          resources=tuple(q.dlq.arn for q in queues)),
+                Statement(sid="UseKey", actions=("kms:Decrypt", "kms:GenerateDataKey"),
+                          resources=(self._key.arn,)),
+            ],
+        )
+        esm = aws.lambda_event_source_mapping
+        for queue in queues:
+            esm.LambdaEventSourceMapping(
+                queue, "DeadLetterConsumer", event_source_arn=queue.intake.arn,
+                function_name=function.arn, batch_size=1, enabled=True,
+                scaling_config=esm.LambdaEventSourceMappingScalingConfig(
+                    maximum_concurrency=2),
+            )
+        return function
 
     # ------------------------------------------------------------------------------------
     def _build_alarms(self) -> None:
@@ -233,6 +280,16 @@ class ServerlessIngress(Construct):
             description="The ingest Lambda raised errors",
             namespace="AWS/Lambda", metric_name="Errors",
             dimensions={"FunctionName": self._ingest.function_name}, statistic="Sum",
+            threshold=0, actions=actions,
+        ))
+        alarms.append(metric_alarm(
+            self, "DeadLetterConsumerErrorsAlarm",
+            alarm_name=f"{props.name}-dead-letter-consumer-errors",
+            description=("The dead-letter consumer failed on a message: its task may not be "
+                         "marked failed yet (the message stays in the dead-letter intake and "
+                         "is retried)"),
+            namespace="AWS/Lambda", metric_name="Errors",
+            dimensions={"FunctionName": self._dead_letters.function_name}, statistic="Sum",
             threshold=0, actions=actions,
         ))
         alarms.append(metric_alarm(
@@ -333,6 +390,11 @@ class ServerlessIngress(Construct):
     def webhook_dlq_url(self) -> str:
         """Webhook deliveries that failed every attempt."""
         return self._webhooks.deliveries.dlq.url
+
+    @property
+    def dead_letter_function_name(self) -> str:
+        """The dead-letter consumer's function name (its ``FunctionName`` metric dimension)."""
+        return self._dead_letters.function_name
 
     @property
     def api_key_id(self) -> str:

@@ -13,17 +13,19 @@ from constructs_lib.iam import (
     Statement,
     service_principal,
 )
-from constructs_lib.ingress.props import ServerlessIngressProps
+from constructs_lib.ingress.props import LAMBDA_TIMEOUT_SECONDS, ServerlessIngressProps
 
 
 def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformAsset, *,
                     props: ServerlessIngressProps, key_arn: str, environment: dict[str, str],
-                    statements: list[Statement], timeout: int = 15):
+                    statements: list[Statement], name: str | None = None,
+                    timeout: int = LAMBDA_TIMEOUT_SECONDS):
     """A Python Lambda function of ``lambda_src`` (handler ``lambda_src.<handler>.handler``)
     under a construct ``id_``: its log group (KMS, retention), its own role (``statements``
-    plus logging and X-Ray) and the function (arm64, X-Ray, reserved concurrency)."""
+    plus logging and X-Ray) and the function (arm64, X-Ray, reserved concurrency), which
+    waits for its role's policy. Named ``<props.name>-<name or handler>``."""
     scope = Construct(parent, id_)
-    function_name = f"{props.name}-{handler}"
+    function_name = f"{props.name}-{name or handler}"
     log_group = aws.cloudwatch_log_group.CloudwatchLogGroup(
         scope, "LogGroup", name=f"/aws/lambda/{function_name}",
         retention_in_days=props.log_retention_days, kms_key_id=key_arn,
@@ -31,7 +33,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
     role = Role(scope, "Role", name=f"{function_name}-lambda",
                 assumed_by=service_principal("lambda.amazonaws.com"),
                 description=f"{function_name} Lambda function")
-    role.add_policy("Function", [
+    grant = role.add_policy("Function", [
         *statements,
         Statement(sid="WriteLogs", actions=("logs:CreateLogStream", "logs:PutLogEvents"),
                   resources=(f"{log_group.arn}:*",)),
@@ -58,7 +60,7 @@ def lambda_function(parent: Construct, id_: str, handler: str, asset: TerraformA
         environment=fn.LambdaFunctionEnvironment(variables=environment),
         logging_config=fn.LambdaFunctionLoggingConfig(
             log_format="Text", log_group=log_group.name),
-        depends_on=[log_group],
+        depends_on=[log_group, grant.policy],
     )
     return function
 

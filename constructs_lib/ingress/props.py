@@ -11,6 +11,13 @@ from constructs_lib.tags import Tags, check_tags, normalize_tags
 RuntimeType = Literal["sdwebui", "comfyui"]
 SNS_MAX_BYTES = 262_144
 API_MAX_BODY_BYTES = 10 * 1024 * 1024
+# The Lambda functions' timeout.
+LAMBDA_TIMEOUT_SECONDS = 15
+# Receives of a dead-lettered message the consumer gets before SQS moves it on unhandled.
+DEAD_LETTER_CONSUMER_ATTEMPTS = 5
+# The dead-letter intake's visibility timeout: six times the consumer's timeout, as AWS
+# advises for a queue a Lambda event source mapping reads.
+DEAD_LETTER_INTAKE_VISIBILITY_SECONDS = 6 * LAMBDA_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,7 @@
     sdctl status ID
     sdctl wait ID [--out DIR]
     sdctl cancel ID
+    sdctl dlq list RUNTIME | sdctl dlq redrive RUNTIME [--id ID ...]   (sdaas.cli.dlq)
 
 ``submit`` sends a JSON request file (``-`` reads standard input): a v1alpha2 body
 (``{"task": {"metadata": ..., "content": ...}}``) goes to ``POST /v1alpha2``, a legacy
@@ -39,7 +40,7 @@ Exit status:
 1  an unexpected error in sdctl itself
 2  a client error: bad arguments or request file, no endpoint, HTTP 4xx
 3  the task failed (``status`` too, for a failed task)
-4  timed out waiting (the task goes on; ``sdctl wait ID`` resumes)
+4  timed out waiting (the task, or a message move task, goes on; ``sdctl wait ID`` resumes)
 5  a server error (HTTP 5xx) or the API, or an image URL, is unreachable
 6  the task was cancelled (``wait`` and ``status``; ``cancel`` exits 0)
 130 interrupted (Ctrl-C)
@@ -597,6 +598,10 @@ def parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a queued or running task")
     cancel.add_argument("id")
     cancel.set_defaults(func=cmd_cancel)
+
+    from sdaas.cli import dlq  # noqa: PLC0415 - sdctl dlq builds on this module
+
+    dlq.add_parser(sub)
     return top
 
 
@@ -609,15 +614,17 @@ def main(argv: list[str] | None = None, *, out: IO[str] | None = None,
     if getattr(args, "timeout", 1) < 0 or getattr(args, "interval", 1) <= 0:
         print("sdctl: --timeout must be >= 0 and --interval > 0", file=err)
         return EXIT_CLIENT
+    environ = os.environ if env is None else env
     try:
-        connection = resolve_connection(args, os.environ if env is None else env,
-                                        cwd or Path.cwd())
+        if getattr(args, "aws", False):  # sdctl dlq: AWS credentials, not the API
+            return int(args.func(args, environ, cwd or Path.cwd(), out, err))
+        connection = resolve_connection(args, environ, cwd or Path.cwd())
         return int(args.func(args, Api(connection, err), out, err))
     except CliError as exc:
         print(f"sdctl: {exc.message}", file=err)
         return exc.code
     except KeyboardInterrupt:
-        task = getattr(args, "id", None)
+        task = None if getattr(args, "aws", False) else getattr(args, "id", None)
         hint = f"; the task goes on: `sdctl wait {task}`" if task else ""
         print(f"\nsdctl: interrupted{hint}", file=err)
         return EXIT_INTERRUPTED

@@ -31,16 +31,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib
 import json
-import os
 import re
 import sys
 import threading
 import time
-import types
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -53,16 +50,23 @@ from sdaas.local._serve import (
     serve_until_signalled,
     write_ready_file,
 )
+from sdaas.local.functions import (
+    FunctionError,
+    enter_runtime,
+    function_environments,
+    lambda_context,
+    load_handler,
+    merged_environment,
+)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
 DEFAULT_TIMEOUT_SECONDS = 29.0
 KEY_REFRESH_SECONDS = 30.0
 KEY_MISS_REFRESH_SECONDS = 1.0
-HANDLER_PACKAGE = "lambda_src."
 _INVOKE_URI = re.compile(r"/functions/(?P<arn>arn:[^/]+)/invocations$")
 
 
-class AdapterError(RuntimeError):
+class AdapterError(FunctionError):
     """The deployed API cannot be served locally (explained in the message)."""
 
 
@@ -134,33 +138,6 @@ def discover_routes(apigateway: Any, lambda_client: Any, api_id: str) -> list[Ro
     if not routes:
         raise AdapterError(f"REST API {api_id} has no methods")
     return routes
-
-
-def function_environments(lambda_client: Any, names: set[str]) -> dict[str, dict[str, str]]:
-    return {
-        name: dict((lambda_client.get_function_configuration(FunctionName=name)
-                    .get("Environment") or {}).get("Variables") or {})
-        for name in sorted(names)
-    }
-
-
-def merged_environment(environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    """One environment for every function, refusing variables they set differently."""
-    merged: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    conflicts = []
-    for function, variables in environments.items():
-        for name, value in variables.items():
-            if name in merged and merged[name] != value:
-                conflicts.append(f"{name} ({owner[name]}: {merged[name]!r}, {function}: "
-                                 f"{value!r})")
-                continue
-            merged[name] = value
-            owner[name] = function
-    if conflicts:
-        raise AdapterError("the functions run in one local process but set these variables "
-                           "differently: " + "; ".join(conflicts))
-    return merged
 
 
 class ApiKeys:
@@ -295,24 +272,6 @@ def proxy_response(result: Any) -> tuple[int, dict[str, str], bytes]:
 # --- the server -----------------------------------------------------------------------------
 
 
-def load_handler(handler: str) -> Callable[[Any, Any], Any]:
-    if not handler.startswith(HANDLER_PACKAGE):
-        raise AdapterError(f"handler {handler!r} is not one of this repository's "
-                           f"({HANDLER_PACKAGE}*)")
-    module_name, _, attribute = handler.rpartition(".")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
-def _context(route: Route, request_id: str, deadline: float) -> Any:
-    return types.SimpleNamespace(
-        aws_request_id=request_id, function_name=route.function_name,
-        function_version="$LATEST", memory_limit_in_mb=512,
-        invoked_function_arn=f"arn:aws:lambda:local:123456789012:function:{route.function_name}",
-        log_group_name=f"/aws/lambda/{route.function_name}", log_stream_name="local",
-        get_remaining_time_in_millis=lambda: max(0, int((deadline - time.monotonic()) * 1000)),
-    )
-
-
 @dataclass
 class ApiAdapter:
     """Serves ``routes`` under ``/<stage>`` on ``127.0.0.1:<port>``."""
@@ -431,7 +390,7 @@ class ApiAdapter:
         deadline = time.monotonic() + route.timeout_seconds
         handler = self._handlers[route.handler]
         future = self._pools[route.function_name].submit(
-            handler, event, _context(route, request_id, deadline))
+            handler, event, lambda_context(route.function_name, request_id, deadline))
         try:
             result = future.result(timeout=route.timeout_seconds)
         except FutureTimeout:
@@ -505,13 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         adapter, environment = connect(args.emulator, args.region, args.api_id, args.stage,
                                        args.port)
-    except AdapterError as exc:
+    except FunctionError as exc:
         print(f"api adapter: {exc}", file=sys.stderr)
         return 2
-    # The functions' own environment, then what a Lambda runtime provides.
-    os.environ.update(environment)
-    os.environ.update({"AWS_ENDPOINT_URL": args.emulator, "AWS_REGION": args.region,
-                       "AWS_DEFAULT_REGION": args.region})
+    enter_runtime(environment, args.emulator, args.region)
     adapter.log = lambda entry: print(json.dumps(entry), flush=True)
     adapter.start()
     print(json.dumps({"event": "api_adapter_started", "endpoint": adapter.endpoint,

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdaas.local.sqs_move_tasks import MessageMoveTasks
+
 LOOPBACK = "127.0.0.1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -199,14 +201,15 @@ def _s3_bucket_policy_secure_transport() -> None:
     FakeBucket.get_permission = get_permission
 
 
-def _lambda_sqs_event_sources_polled_outside() -> None:
-    """moto 5.2: a message sent to a queue with a Lambda event source mapping is handed to
-    the function at once, which moto runs in Docker (absent here), and the message is lost.
+def _lambda_event_source_mappings_left_to_a_poller() -> None:
+    """moto 5.2: an SQS event source mapping makes every SendMessage (and every move to a
+    dead-letter queue) receive the queue's messages and run the function in Docker.
 
-    The mapping is kept (Terraform reads it back) but detached from the queue, so the queue
-    keeps its messages and behaves as on AWS for a consumer: local mode's webhook poller
-    (:mod:`sdaas.local.webhooks`) receives them and calls the handler as Lambda's SQS
-    poller would.
+    Here there is no Docker, and that receive inside another request counts a receive on
+    the messages and deletes or releases them whatever happened. The mapping is kept (Get,
+    List, Update and Delete work, so Terraform manages it) but never invoked by moto; local
+    mode's event source poller (``sdaas.local.event_sources``) does the Lambda service's
+    job, with the function's real handler.
     """
     from moto.awslambda.models import LambdaBackend  # noqa: PLC0415
     from moto.sqs.models import sqs_backends  # noqa: PLC0415
@@ -216,10 +219,39 @@ def _lambda_sqs_event_sources_polled_outside() -> None:
     def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
         esm = original(self, spec)
         for queue in sqs_backends[self.account_id][self.region_name].queues.values():
-            queue.lambda_event_source_mappings.pop(esm.function_arn, None)
+            if queue.queue_arn == esm.event_source_arn:
+                queue.lambda_event_source_mappings.pop(esm.function_arn, None)
         return esm
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+
+def _sqs_unknown_actions_answered_as_aws() -> None:
+    """moto 5.2: an SQS action moto does not implement raises inside the server, which
+    answers a bare 500 page (and the SDKs retry it as a server error).
+
+    AWS answers an action it does not know with a 400 client error, ``UnknownOperationException``
+    (JSON protocol) or ``InvalidAction`` (query protocol), so a client can tell "not
+    supported here" from "failed": ``sdctl dlq redrive`` falls back to moving messages one by
+    one on an endpoint without message move tasks.
+    """
+    from moto.sqs.responses import SQSResponse  # noqa: PLC0415
+
+    original = SQSResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        try:
+            return original(self)
+        except NotImplementedError as exc:
+            if self.headers.get("X-Amz-Target"):
+                return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(
+                    {"__type": "com.amazonaws.sqs#UnknownOperationException",
+                     "message": str(exc)})
+            body = ("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"
+                    f"<Message>{exc}</Message></Error></ErrorResponse>")
+            return 400, {"Content-Type": "text/xml"}, body
+
+    SQSResponse.call_action = call_action
 
 
 _FIXES: list[Any] = [
@@ -227,7 +259,8 @@ _FIXES: list[Any] = [
     _sqs_aws_shaped_redrive_attributes,
     _lambda_keep_kms_key_and_logging_config,
     _s3_bucket_policy_secure_transport,
-    _lambda_sqs_event_sources_polled_outside,
+    _lambda_event_source_mappings_left_to_a_poller,
+    _sqs_unknown_actions_answered_as_aws,
 ]
 
 
@@ -251,7 +284,9 @@ class Emulator:
     (``endpoint_url``), to the agent (``AWS_ENDPOINT_URL``) and to Terraform's provider
     ``endpoints``. ``latency_seconds`` adds a fixed delay to every call (benchmarks).
     ``wrap_app`` wraps the WSGI application (for example to inject faults in tests);
-    ``log_requests=False`` silences the per-request log lines.
+    ``log_requests=False`` silences the per-request log lines. ``message_move_tasks``
+    adds SQS's ``StartMessageMoveTask`` and ``ListMessageMoveTasks``, which moto lacks
+    (:mod:`sdaas.local.sqs_move_tasks`); ``False`` leaves moto as it is.
     """
 
     host: str = LOOPBACK
@@ -259,6 +294,7 @@ class Emulator:
     latency_seconds: float = 0.0
     wrap_app: Any = None
     log_requests: bool = True
+    message_move_tasks: bool = True
     _server: Any = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
@@ -277,6 +313,8 @@ class Emulator:
 
         apply_moto_fixes()
         app: Any = DomainDispatcherApplication(create_backend_app)
+        if self.message_move_tasks:
+            app = MessageMoveTasks(app)
         if self.wrap_app is not None:
             app = self.wrap_app(app)
         if self.latency_seconds > 0:

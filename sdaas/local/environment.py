@@ -56,8 +56,10 @@ def agent_environment(runtime: RuntimeConfig, config: Config, outputs: Mapping[s
         "DYNAMIC_SD_MODEL": "true" if runtime.dynamic_model else "false",
         "TASK_TTL_DAYS": str(config.outputs.task_ttl_days),
         "AGENT_TASK_TIMEOUT_SECONDS": str(runtime.task_timeout_seconds),
-        # Short waits so Ctrl-C is quick and retries show up while someone watches.
+        # Short waits so Ctrl-C is quick and retries show up while someone watches: a task
+        # whose agent died comes back 20 s later (heartbeats every 5 s keep a running one).
         "AGENT_WAIT_TIME_SECONDS": "2",
+        "AGENT_VISIBILITY_TIMEOUT_SECONDS": "20",
         "AGENT_SHUTDOWN_GRACE_SECONDS": "5",
         "AGENT_RETRY_DELAY_SECONDS": "1",
         "AGENT_RETRY_DELAY_MAX_SECONDS": "4",

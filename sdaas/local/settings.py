@@ -35,7 +35,12 @@ class Connection:
     region: str
     output_bucket: str
     pid: int
+    # What ``sdctl dlq`` reads: the task table and each runtime's queue and dead-letter queue.
+    task_table: str = ""
+    queue_urls: Mapping[str, str] = field(default_factory=dict)
+    dead_letter_queue_urls: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {key: dict(value) if isinstance(value, Mapping) else value
+                for key, value in asdict(self).items()}
 

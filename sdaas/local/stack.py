@@ -7,11 +7,15 @@
    provider's endpoints pointed at the emulator and applied with Terraform (providers from
    ``TF_PLUGIN_DIR`` when set: ``terraform init -plugin-dir``) — :mod:`sdaas.local.deploy`;
 3. the API adapter (:mod:`sdaas.local.api_adapter`): the deployed routes, API key
-   check and Lambda handlers behind ``http://127.0.0.1:<port>/<stage>``;
-4. the webhook deliverer (:mod:`sdaas.local.webhooks`): the deployed function on its
-   delivery queue, as Lambda's SQS poller would run it;
-5. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
-   not a model) and the real queue agent (``python -m agent``) beside it.
+   check and Lambda handlers behind ``http://127.0.0.1:<port>/<stage>``; and the event
+   source poller (:mod:`sdaas.local.event_sources`), which runs the deployed SQS event
+   source mappings (the dead-letter consumer, the webhook deliverer) with the functions'
+   real handlers;
+4. per runtime, a PREVIEW runtime (:mod:`sdaas.local.preview`: placeholder images,
+   not a model) and the real queue agent (``python -m agent``) beside it. An agent that
+   dies is started again after a growing delay (``AGENT_RESTART_DELAYS``), as the kubelet
+   restarts a pod's container; its pid is in ``<workdir>/run/agent-<runtime>.pid`` for the
+   preview's ``[preview:kill-agent]`` marker.
 
 Local mode, and nothing else, sets ``WEBHOOK_ALLOW_LOOPBACK=true`` for the API adapter
 (ingest), the agents and the deliverer: webhook receivers on this machine can be tried.
@@ -65,8 +69,15 @@ from sdaas.terraform import Terraform, TerraformError, check_mirror
 from task_contract.webhook import ALLOW_LOOPBACK_ENV
 
 AGENT_READY_TIMEOUT_SECONDS = 90.0
+# Seconds before an agent that died is started again: the n-th restart waits the n-th value
+# (the last one from then on), a shortened form of the kubelet's CrashLoopBackOff.
+AGENT_RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 10.0)
 # The local-mode settings of the programs that check webhooks (never set outside local mode).
 LOCAL_MODE_ENV = {ALLOW_LOOPBACK_ENV: "true"}
+# The functions' local-mode settings: loopback webhook receivers, and webhook retries after
+# 1 s doubling up to 2 s, so a failing receiver reaches the dead-letter queue while one watches.
+LOCAL_FUNCTION_SETTINGS = {**LOCAL_MODE_ENV, "WEBHOOK_RETRY_BASE_SECONDS": "1",
+                           "WEBHOOK_RETRY_MAX_SECONDS": "2"}
 
 
 class LocalStack:
@@ -91,6 +102,9 @@ class LocalStack:
         self._terraform: Terraform | None = None
         self._lock_handle: IO[str] | None = None
         self._stopped = False
+        self._stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
+        self.restarts: dict[str, int] = {}  # per agent child: times started again
         plugin_dir = self.settings.tf_plugin_dir
         if plugin_dir is None and os.environ.get("TF_PLUGIN_DIR"):
             plugin_dir = Path(os.environ["TF_PLUGIN_DIR"])
@@ -156,36 +170,45 @@ class LocalStack:
         except TerraformError as exc:
             raise LocalStackError(str(exc)) from None
 
-        self.progress.step("API adapter, webhook deliverer and preview runtimes")
+        self.progress.step("API adapter, event source poller and preview runtimes")
         adapter = self._start_adapter()
-        deliverer = self._spawn("webhooks", [
-            "-m", "sdaas.local.webhooks", "--emulator", str(self.emulator_endpoint),
-            "--region", self.config.region, "--function", self.outputs["webhook_function"],
-        ], ready=True, extra_env=LOCAL_MODE_ENV)
+        event_sources = self._spawn("event-sources", [
+            "-m", "sdaas.local.event_sources", "--emulator", str(self.emulator_endpoint),
+            "--region", config.region,
+            *[arg for name, value in LOCAL_FUNCTION_SETTINGS.items()
+              for arg in ("--set", f"{name}={value}")]], ready=True)
         previews = {runtime.name: self._spawn(
             f"preview-{runtime.name}",
             ["-m", "sdaas.local.preview", "--type", runtime.type,
              "--seconds-per-image", str(self.settings.seconds_per_image),
+             "--agent-pid-file", str(self._agent_pid_file(runtime.name)),
              *[arg for model in runtime.models for arg in ("--model", model)]],
             ready=True) for runtime in config.runtimes}
         endpoint = adapter.wait_ready()["endpoint"]
-        deliverer.wait_ready()
+        mapped = event_sources.wait_ready()["mappings"]
         for name, preview in previews.items():
             self.runtime_urls[name] = preview.wait_ready()["url"]
         self._write_state(phase="starting")
-        self.progress.done(f"API on {endpoint}; preview runtimes "
+        self.progress.done(f"API on {endpoint}; {mapped} event source mapping(s) polled; "
+                           "preview runtimes "
                            + ", ".join(f"{n} {u}" for n, u in self.runtime_urls.items()))
 
         self.progress.step("queue agents")
         agents = [self._start_agent(runtime) for runtime in config.runtimes]
         for agent in agents:
             agent.wait_log('"event":"runtime_ready"', AGENT_READY_TIMEOUT_SECONDS)
+        self._keeper = threading.Thread(target=self._keep_agents_running,
+                                        name="agent-keeper", daemon=True)
+        self._keeper.start()
         self.progress.done(f"{len(agents)} queue agent(s) polling their queues")
 
         self.connection = Connection(
             endpoint=endpoint, api_key=self.outputs["api_key_value"],
             aws_endpoint_url=self.emulator_endpoint, region=config.region,
-            output_bucket=self.outputs["output_bucket"], pid=os.getpid())
+            output_bucket=self.outputs["output_bucket"], pid=os.getpid(),
+            task_table=self.outputs["task_table"],
+            queue_urls=dict(self.outputs["queue_urls"]),
+            dead_letter_queue_urls=dict(self.outputs["dead_letter_queue_urls"]))
         write_json(self.connection_path, self.connection.as_json(), private=True)
         self.example_files = write_examples(config.runtimes, self.workdir / "examples")
         self._write_state(phase="running")
@@ -227,13 +250,40 @@ class LocalStack:
             "--stage", self.config.api.stage_name, "--port", str(self.settings.api_port),
         ], ready=True, extra_env=LOCAL_MODE_ENV)
 
+    def _agent_pid_file(self, runtime: str) -> Path:
+        return self.run_dir / f"agent-{runtime}.pid"
+
     def _start_agent(self, runtime: RuntimeConfig) -> Child:
         env = agent_environment(runtime, self.config, self.outputs,
                                 self.runtime_urls[runtime.name])
         env["LOG_LEVEL"] = self.settings.log_level
         env.update(LOCAL_MODE_ENV)
         env.update(self.settings.agent_env)
-        return self._spawn(f"agent-{runtime.name}", ["-m", "agent"], extra_env=env)
+        child = self._spawn(f"agent-{runtime.name}", ["-m", "agent"], extra_env=env)
+        pid_file = self._agent_pid_file(runtime.name)
+        temporary = pid_file.with_name(pid_file.name + ".tmp")
+        temporary.write_text(f"{child.pid}\n")
+        temporary.replace(pid_file)
+        return child
+
+    def _keep_agents_running(self) -> None:
+        """Start an agent that died again, after the next of ``AGENT_RESTART_DELAYS``."""
+        while not self._stopping.wait(0.25):
+            for runtime in self.config.runtimes:
+                name = f"agent-{runtime.name}"
+                child = self.children.get(name)
+                if child is None or child.alive():
+                    continue
+                count = self.restarts.get(name, 0)
+                delay = AGENT_RESTART_DELAYS[min(count, len(AGENT_RESTART_DELAYS) - 1)]
+                code = child.proc.poll() if child.proc is not None else None
+                self.progress.info(f"{name} ended (exit status {code}); "
+                                   f"starting it again in {delay:g}s, as the kubelet restarts "
+                                   f"a container (restart {count + 1})")
+                if self._stopping.wait(delay):
+                    return
+                self.restarts[name] = count + 1
+                self._start_agent(runtime)
 
     def _base_env(self) -> dict[str, str]:
         return process_environment(region=self.config.region, instance=self.instance,
@@ -255,11 +305,12 @@ class LocalStack:
 
     # -- running ---------------------------------------------------------------------------------
     def supervise(self, stop: threading.Event | None = None) -> int:
-        """Block until ``stop`` is set (0) or a process dies (1, with its log tail)."""
+        """Block until ``stop`` is set (0) or a process other than an agent (agents are
+        restarted) dies (1, with its log tail)."""
         stop = stop or threading.Event()
         while not stop.wait(0.5):
-            for child in self.children.values():
-                if not child.alive():
+            for child in list(self.children.values()):
+                if not child.alive() and not child.name.startswith("agent-"):
                     self.progress.info(str(child.failure("stopped unexpectedly")))
                     return 1
         return 0
@@ -270,12 +321,15 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
+        if self._keeper is not None:
+            self._keeper.join()
         if self._terraform is not None:
             self._terraform.kill()
         order = sorted(self.children.values(), key=lambda c: (
             0 if c.name.startswith("agent-") else
-            1 if c.name.startswith("preview-") else 2 if c.name in ("api", "webhooks")
-            else 3))
+            1 if c.name.startswith("preview-") else
+            2 if c.name in ("api", "event-sources") else 3))
         agents = [c for c in order if c.name.startswith("agent-")]
         threads = [threading.Thread(target=c.stop, args=(STOP_GRACE_SECONDS,)) for c in agents]
         for thread in threads:
@@ -289,8 +343,9 @@ class LocalStack:
             return  # never owned the workdir (another stack runs there): touch nothing
         for path in (self.connection_path, self.state_path):
             path.unlink(missing_ok=True)
-        for ready in self.run_dir.glob("*.ready*") if self.run_dir.exists() else []:
-            ready.unlink(missing_ok=True)
+        for leftover in self.run_dir.glob("*.*") if self.run_dir.exists() else []:
+            if leftover.name.endswith((".ready", ".ready.tmp", ".pid", ".pid.tmp")):
+                leftover.unlink(missing_ok=True)
         self._release_lock()
 
     def __enter__(self) -> LocalStack:
@@ -313,8 +368,10 @@ class LocalStack:
             "endpoint": self.connection.endpoint if self.connection else None,
             "emulator": self.emulator_endpoint,
             "children": {name: {"pid": c.pid, "port": c.info.get("port"),
-                                "log": str(c.log_path)}
-                         for name, c in self.children.items()},
+                                "log": str(c.log_path),
+                                **({"restarts": self.restarts[name]}
+                                   if name in self.restarts else {})}
+                         for name, c in list(self.children.items())},
         }
         write_json(self.state_path, state)
 

@@ -76,6 +76,11 @@ def test_the_synthesized_lambda_package_holds_and_uses_the_contract(synthesized:
     names = zipfile.ZipFile(package).namelist()
     assert "task_contract/task.py" in names and "lambda_src/ingest.py" in names
     assert {name.split("/")[0] for name in names} == {"lambda_src", "task_contract"}
+    # Every function's handler module is in the package (the dead-letter consumer's too).
+    handlers = {function["handler"] for function in functions}
+    assert "lambda_src.dead_letters.handler" in handlers
+    for handler in handlers:
+        assert handler.rsplit(".", 1)[0].replace(".", "/") + ".py" in names, handler
 
     ran = run_alone([str(package)], LAMBDA_CODE, LAMBDA_ENV)
     assert all(path.startswith(str(package)) for path in ran["files"])

@@ -14,7 +14,6 @@ import requests
 
 from sdaas.local import api_adapter
 from sdaas.local.api_adapter import (
-    AdapterError,
     ApiAdapter,
     ApiKeys,
     Route,
@@ -24,6 +23,7 @@ from sdaas.local.api_adapter import (
     proxy_response,
     resource_pattern,
 )
+from sdaas.local.functions import FunctionError
 
 KEY = "k" * 40
 
@@ -86,7 +86,7 @@ def test_resource_patterns() -> None:
 def test_merged_environment_refuses_conflicts() -> None:
     same = merged_environment({"ingest": {"A": "1", "B": "2"}, "status": {"A": "1", "C": "3"}})
     assert same == {"A": "1", "B": "2", "C": "3"}
-    with pytest.raises(AdapterError, match=r"LOG_LEVEL \(ingest: 'INFO', status: 'DEBUG'\)"):
+    with pytest.raises(FunctionError, match=r"LOG_LEVEL \(ingest: 'INFO', status: 'DEBUG'\)"):
         merged_environment({"ingest": {"LOG_LEVEL": "INFO"}, "status": {"LOG_LEVEL": "DEBUG"}})
 
 
@@ -129,7 +129,7 @@ def test_proxy_response_mapping() -> None:
 
 def test_load_handler_only_runs_this_repositorys_handlers() -> None:
     assert callable(load_handler("lambda_src.status.handler"))
-    with pytest.raises(AdapterError):
+    with pytest.raises(FunctionError):
         load_handler("os.system")
 
 

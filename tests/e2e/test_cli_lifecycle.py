@@ -55,9 +55,9 @@ def test_up_client_down(tmp_path: Path) -> None:
         assert "resources created" in printed  # progress while Terraform applies
         state = _state(workdir)
         ports = [c["port"] for c in state["children"].values() if c.get("port")]
-        assert set(state["children"]) == {"emulator", "api", "webhooks", "preview-sdruntime",
-                                          "preview-comfyui", "agent-sdruntime",
-                                          "agent-comfyui"}
+        assert set(state["children"]) == {"emulator", "api", "event-sources",
+                                          "preview-sdruntime", "preview-comfyui",
+                                          "agent-sdruntime", "agent-comfyui"}
 
         # The ready-to-paste client command works.
         example = workdir / "examples" / "sdruntime.json"

@@ -302,3 +302,68 @@ def test_comfy_saves_the_workflow_in_pngs_unless_metadata_is_disabled() -> None:
     assert json.loads(chunks[0]["prompt"]) == workflow
     assert "prompt" not in chunks[1]
     assert LABEL in chunks[1]["parameters"]
+
+
+# --- [preview:kill-agent] ---------------------------------------------------------------------
+
+
+def _sleeper(instance: str | None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "SD_LOCAL_INSTANCE"}
+    if instance is not None:
+        env["SD_LOCAL_INSTANCE"] = instance
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env,
+                            start_new_session=True)
+
+
+@pytest.fixture
+def agent_like(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A process of local stack "stack-1" standing in for its agent, and its pid file."""
+    proc = _sleeper("stack-1")
+    pid_file = tmp_path / "agent-sdruntime.pid"
+    pid_file.write_text(f"{proc.pid}\n")
+    try:
+        yield proc, pid_file
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_kill_agent_kills_the_named_agent_of_this_stack_only(agent_like) -> None:
+    from sdaas.local.agent_kill import AgentKiller
+
+    proc, pid_file = agent_like
+    body = json.dumps({"prompt": "x [preview:kill-agent]"}).encode()
+    assert AgentKiller(pid_file, "another-stack").check("POST", "/sdapi/v1/txt2img", body) == (
+        f"the request asked to kill the queue agent, but pid {proc.pid} is not ours")
+    assert proc.poll() is None
+    assert AgentKiller(pid_file, "stack-1").check("GET", "/sdapi/v1/txt2img", body) is None
+    assert AgentKiller(pid_file, "stack-1").check("POST", "/sdapi/v1/options", body) is None
+    said = AgentKiller(pid_file, "stack-1").check("POST", "/sdapi/v1/txt2img", body)
+    assert said == (f"the preview runtime killed the queue agent (pid {proc.pid}) "
+                    "([preview:kill-agent])")
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_kill_agent_n_kills_on_the_first_n_identical_requests(tmp_path: Path) -> None:
+    from sdaas.local.agent_kill import AgentKiller
+
+    killed: list[str] = []
+    killer = AgentKiller(tmp_path / "none.pid", "stack-1")
+    killer.kill = lambda: killed.append("kill") or "killed"  # type: ignore[method-assign]
+    workflow = {"6": {"class_type": "CLIPTextEncode", "inputs": {
+        "text": "bottle [preview:kill-agent=2]"}}}
+    for client in ("agent-a", "agent-b", "agent-c"):  # each restarted agent has its own id
+        body = json.dumps({"prompt": workflow, "client_id": client}).encode()
+        killer.check("POST", "/prompt", body)
+    assert killed == ["kill", "kill"]
+    other = json.dumps({"prompt": {**workflow, "7": {}}, "client_id": "agent-c"}).encode()
+    assert killer.check("POST", "/prompt", other) == "killed"  # another task: its own count
+
+
+def test_kill_agent_answers_500_when_it_cannot_kill(webui) -> None:
+    response = requests.post(f"{webui.url}/sdapi/v1/txt2img", timeout=10,
+                             json={"prompt": "x [preview:kill-agent]"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "PreviewKilledAgent"
+    assert "without --agent-pid-file" in response.json()["detail"]

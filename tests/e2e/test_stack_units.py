@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,39 @@ def test_children_die_with_the_orchestrator(tmp_path: Path) -> None:
             orchestrator.wait()
         if child is not None and pid_alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_an_agent_that_dies_is_started_again_after_a_growing_delay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kubelet's part: local mode restarts an agent that ended, each time after the next
+    delay, and records how often."""
+    from sdaas.local import stack as stack_module
+    from sdaas.local.processes import Child
+    from sdaas.local.progress import RecordingProgress
+
+    monkeypatch.setattr(stack_module, "AGENT_RESTART_DELAYS", (0.0, 0.05))
+    progress = RecordingProgress()
+    local = LocalStack(LocalSettings(workdir=tmp_path, config_file=EXAMPLE_CONFIG), progress)
+    local.run_dir.mkdir(parents=True)
+    started: list[str] = []
+
+    def start_agent(runtime) -> Child:  # a short-lived stand-in for `python -m agent`
+        started.append(runtime.name)
+        child = Child(f"agent-{runtime.name}", [sys.executable, "-c", "pass"], dict(os.environ),
+                      tmp_path / f"{runtime.name}.log", tmp_path)
+        local.children[child.name] = child.start()
+        return child
+
+    monkeypatch.setattr(local, "_start_agent", start_agent)
+    start_agent(local.config.runtime("sdruntime"))
+    keeper = threading.Thread(target=local._keep_agents_running)
+    keeper.start()
+    try:
+        wait_for(lambda: local.restarts.get("agent-sdruntime", 0) >= 3, 30, "three restarts")
+    finally:
+        local._stopping.set()
+        keeper.join(timeout=10)
+    assert set(started) == {"sdruntime"}  # the other runtime's agent never ran here
+    lines = [line for line in progress.lines if "agent-sdruntime ended" in line]
+    assert "starting it again in 0s" in lines[0] and "(restart 1)" in lines[0]
+    assert "starting it again in 0.05s" in lines[1] and "(restart 2)" in lines[1]

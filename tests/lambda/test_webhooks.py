@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_src import config, webhooks
-from sdaas.local.webhooks import poll_once
+from sdaas.local.event_sources import EventSource, Poller
 from task_contract.problems import Problems
 from task_contract.result import result_message
 from tests.support.tls import self_signed
@@ -59,14 +59,22 @@ class Deliveries:
 
     def run(self, rounds: int = 20) -> int:
         """Poll until the queue gives nothing (or ``rounds`` batches); messages seen."""
+        mapping = EventSource(
+            uuid="webhooks", queue_arn=self.queue_arn, queue_url=self.queue_url, batch_size=5,
+            function_name="sdaas-webhooks", handler="lambda_src.webhooks.handler",
+            timeout_seconds=60, environment={}, report_batch_item_failures=True)
+        poller = Poller(self.account.sqs, [mapping], "us-west-2", wait_seconds=0)
         seen = 0
-        for _ in range(rounds):
-            got = poll_once(self.account.sqs, self.queue_url, self.queue_arn, "us-west-2",
-                            webhooks.handler, batch_size=5, wait_seconds=0)
-            if not got:
-                return seen
-            seen += got
-        return seen
+        try:
+            for _ in range(rounds):
+                messages = poller.receive(mapping)
+                if not messages:
+                    return seen
+                poller.invoke(mapping, webhooks.handler, messages)
+                seen += len(messages)
+            return seen
+        finally:
+            poller.stop()
 
     def dead_letters(self) -> list[dict[str, Any]]:
         found = self.account.sqs.receive_message(

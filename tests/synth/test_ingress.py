@@ -13,26 +13,99 @@ def _statements(synthesized, path_suffix: str) -> list[dict]:
     return synthesized.by_path("aws_iam_policy_document", path_suffix)["statement"]
 
 
+def _key_of(synthesized, rtype: str, resource: dict) -> str:
+    return f"{rtype}." + next(k for k, v in synthesized.resources(rtype).items() if v == resource)
+
+
 def test_queues_are_encrypted_long_polled_with_dead_letter(synthesized, example_config):
     queues = {k: v for k, v in synthesized.resources("aws_sqs_queue").items()
               if v["//"]["metadata"]["path"].startswith("sdaas/Ingress/Runtime-")}
-    assert len(queues) == 2 * len(RUNTIMES)
+    assert len(queues) == 3 * len(RUNTIMES)
+    max_receive_count = example_config.queue.max_receive_count
     for runtime in RUNTIMES:
         queue = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/Queue")
+        intake = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterIntake")
         dlq = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterQueue")
-        for q in (queue, dlq):
+        for q in (queue, intake, dlq):
             assert q["kms_master_key_id"].startswith("${aws_kms_key.")
         assert queue["name"] == f"sdaas-{runtime}-tasks"
+        assert (intake["name"], dlq["name"]) == (f"sdaas-{runtime}-dlq-intake",
+                                                 f"sdaas-{runtime}-dlq")
         assert queue["receive_wait_time_seconds"] == 20
         expected_visibility = example_config.queue.visibility_timeout_seconds
         assert queue["visibility_timeout_seconds"] == expected_visibility
+        # task queue -> intake (max_receive_count) -> dead-letter queue (the consumer's
+        # five attempts on top, whether or not SQS carries the receive count along)
         redrive = queue["redrive_policy"]
-        assert "deadLetterTargetArn" in redrive and "maxReceiveCount" in redrive
-        assert f"{example_config.queue.max_receive_count}" in redrive
-        dlq_ref = "aws_sqs_queue." + next(
-            k for k, v in queues.items() if v is dlq or v == dlq
-        )
-        assert dlq_ref in redrive
+        assert _key_of(synthesized, "aws_sqs_queue", intake) in redrive
+        assert f'"maxReceiveCount" = {max_receive_count}' in redrive
+        intake_redrive = intake["redrive_policy"]
+        assert _key_of(synthesized, "aws_sqs_queue", dlq) in intake_redrive
+        assert f'"maxReceiveCount" = {max_receive_count + 5}' in intake_redrive
+        assert "redrive_policy" not in dlq
+        # six times the consumer's 15 s timeout, as AWS advises for a mapped queue
+        assert intake["visibility_timeout_seconds"] == 90
+        retention = example_config.queue.dlq_message_retention_seconds
+        assert intake["message_retention_seconds"] == dlq["message_retention_seconds"] == retention
+        for allow, target, source in (("RedriveAllow", dlq, intake),
+                                      ("IntakeRedriveAllow", intake, queue)):
+            policy = synthesized.by_path("aws_sqs_queue_redrive_allow_policy",
+                                         f"Runtime-{runtime}/{allow}")
+            assert _key_of(synthesized, "aws_sqs_queue", target) in policy["queue_url"]
+            assert _key_of(synthesized, "aws_sqs_queue", source) in (
+                policy["redrive_allow_policy"])
+            assert '"redrivePermission" = "byQueue"' in policy["redrive_allow_policy"]
+
+
+def test_dead_letter_consumer_reads_each_intake_and_keeps_messages(synthesized):
+    function = synthesized.by_path("aws_lambda_function", "DeadLetters/Function")
+    assert function["function_name"] == "sdaas-dead-letters"
+    assert function["handler"] == "lambda_src.dead_letters.handler"
+    function_key = _key_of(synthesized, "aws_lambda_function", function)
+    variables = function["environment"]["variables"]
+    assert set(variables) == {"TASK_TABLE", "OUTPUT_BUCKET", "RESULT_TOPIC_ARN",
+                              "DEAD_LETTER_QUEUES", "LOG_LEVEL"}
+    assert "ResultTopic" in variables["RESULT_TOPIC_ARN"]
+    policy = synthesized.by_path("aws_iam_role_policy", "DeadLetters/Role/Function/Policy")
+    assert _key_of(synthesized, "aws_iam_role_policy", policy) in function["depends_on"]
+    mappings = [m for m in synthesized.resources("aws_lambda_event_source_mapping").values()
+                if m["function_name"] == "${" + function_key + ".arn}"]
+    assert len(mappings) == len(RUNTIMES)
+    for runtime in RUNTIMES:
+        intake = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterIntake")
+        dlq = synthesized.by_path("aws_sqs_queue", f"Runtime-{runtime}/DeadLetterQueue")
+        mapping = synthesized.by_path("aws_lambda_event_source_mapping",
+                                      f"Runtime-{runtime}/DeadLetterConsumer")
+        assert mapping["event_source_arn"] == (
+            "${" + _key_of(synthesized, "aws_sqs_queue", intake) + ".arn}")
+        assert mapping["function_name"] == "${" + function_key + ".arn}"
+        assert mapping["batch_size"] == 1
+        assert mapping["scaling_config"] == {"maximum_concurrency": 2}
+        assert "function_response_types" not in mapping  # a failure is a function error
+        sources = variables["DEAD_LETTER_QUEUES"]
+        assert f'"runtime" = "{runtime}"' in sources
+        assert _key_of(synthesized, "aws_sqs_queue", intake) + ".arn" in sources
+        assert _key_of(synthesized, "aws_sqs_queue", dlq) + ".url" in sources
+    statements = {s["sid"]: s for s in _statements(synthesized,
+                                                   "DeadLetters/Role/Function/Document")}
+    intakes = sorted("${" + _key_of(synthesized, "aws_sqs_queue", synthesized.by_path(
+        "aws_sqs_queue", f"Runtime-{r}/DeadLetterIntake")) + ".arn}" for r in RUNTIMES)
+    dlqs = sorted("${" + _key_of(synthesized, "aws_sqs_queue", synthesized.by_path(
+        "aws_sqs_queue", f"Runtime-{r}/DeadLetterQueue")) + ".arn}" for r in RUNTIMES)
+    assert statements["ConsumeDeadLetterIntake"]["actions"] == [
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    assert sorted(statements["ConsumeDeadLetterIntake"]["resources"]) == intakes
+    assert statements["KeepDeadLetters"]["actions"] == ["sqs:SendMessage"]
+    assert sorted(statements["KeepDeadLetters"]["resources"]) == dlqs
+    assert statements["FailTasks"]["actions"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert statements["FailTasks"]["resources"] == [
+        "${aws_dynamodb_table.Ingress_TaskTable_29E820FC.arn}"]
+    assert statements["PublishResults"]["resources"] == [
+        "${aws_sns_topic.Ingress_ResultTopic_3E2B8443.arn}"]
+    for statement in statements.values():
+        assert not any("*" in action for action in statement["actions"])
+        if statement["resources"] == ["*"]:
+            assert statement["sid"] == "Tracing"
 
 
 def test_each_queue_subscribes_with_a_filter_on_its_runtime(synthesized):
@@ -132,7 +205,8 @@ def test_usage_plan_and_stage_throttle_and_log(synthesized, example_config):
 def test_lambdas_are_traced_bounded_and_least_privilege(synthesized):
     functions = synthesized.resources("aws_lambda_function")
     assert {f["function_name"] for f in functions.values()} == {
-        "sdaas-ingest", "sdaas-status", "sdaas-cancel", "sdaas-webhooks"}
+        "sdaas-ingest", "sdaas-status", "sdaas-cancel", "sdaas-dead-letters",
+        "sdaas-webhooks"}
     for function in functions.values():
         assert function["runtime"] == "python3.12"
         assert function["tracing_config"] == {"mode": "Active"}
@@ -176,6 +250,11 @@ def test_alarms_cover_dead_letters_age_errors_and_5xx(synthesized):
         oldest = alarms[f"sdaas-{runtime}-oldest-task"]
         assert oldest["metric_name"] == "ApproximateAgeOfOldestMessage"
     assert alarms["sdaas-ingest-errors"]["metric_name"] == "Errors"
+    consumer = alarms["sdaas-dead-letter-consumer-errors"]
+    assert (consumer["namespace"], consumer["metric_name"]) == ("AWS/Lambda", "Errors")
+    assert consumer["dimensions"] == {"FunctionName": "${aws_lambda_function."
+                                      "Ingress_DeadLetters_Function_71B43632.function_name}"}
+    assert (consumer["statistic"], consumer["threshold"]) == ("Sum", 0)
     assert alarms["sdaas-api-5xx"]["metric_name"] == "5XXError"
 
 
@@ -228,7 +307,7 @@ def test_results_reach_the_webhook_deliverer_through_a_queue_with_a_dead_letter_
                 if s["effect"] == "Allow"]
     (topic,) = allow["condition"][0]["values"]
     assert topic.startswith("${aws_sns_topic.Ingress_ResultTopic_")
-    mapping = next(iter(synthesized.resources("aws_lambda_event_source_mapping").values()))
+    mapping = synthesized.by_path("aws_lambda_event_source_mapping", "Webhooks/EventSource")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert "Webhooks_Deliveries_Queue" in mapping["event_source_arn"]
     alarms = {a["alarm_name"]: a

@@ -130,6 +130,32 @@ def test_unknown_runtime_is_rejected_and_nothing_is_queued(deployed, monkeypatch
         assert _drain(sqs, url) == []
 
 
+def test_each_dead_letter_intake_is_mapped_to_the_consumer(deployed):
+    """The consumer's mappings and environment, as Terraform created them: every runtime's
+    intake feeds the dead-letters function, which keeps messages in that runtime's
+    dead-letter queue (the queues the outputs name)."""
+    from lambda_src.config import dead_letter_config
+
+    emu, _, outputs = deployed
+    lam, sqs = _client(emu, "lambda"), _client(emu, "sqs")
+    function = lam.get_function_configuration(FunctionName="sdaas-dead-letters")
+    assert function["Handler"] == "lambda_src.dead_letters.handler"
+    cfg = dead_letter_config(function["Environment"]["Variables"])
+    assert cfg.table == outputs["task_table"]
+    assert cfg.topic_arn == outputs["result_topic_arn"]
+    # By ARN: moto matches the name the mapping was created with (the function's ARN).
+    mappings = lam.list_event_source_mappings(FunctionName=function["FunctionArn"])[
+        "EventSourceMappings"]
+    assert {m["EventSourceArn"] for m in mappings} == set(cfg.sources)
+    assert {m["BatchSize"] for m in mappings} == {1}
+    for source in cfg.sources.values():
+        assert source.queue_url == outputs["dead_letter_queue_urls"][source.runtime]
+        task_queue = sqs.get_queue_attributes(QueueUrl=outputs["queue_urls"][source.runtime],
+                                              AttributeNames=["RedrivePolicy"])["Attributes"]
+        assert json.loads(task_queue["RedrivePolicy"])["deadLetterTargetArn"] == (
+            source.source_arn)
+
+
 def test_second_plan_shows_no_changes(deployed):
     _, tf, _ = deployed
     proc = tf.run("plan", "-detailed-exitcode", "-input=false", check=False)

@@ -26,6 +26,12 @@ string field) to steer the preview, for demonstrations and end-to-end tests:
     queue agent fails the task at once).
 ``[preview:sleep=SECONDS]``
     This request takes SECONDS per image instead of the configured time (at most 3600).
+``[preview:kill-agent]``, ``[preview:kill-agent=N]``
+    The request kills the queue agent that sent it (SIGKILL, as an out-of-memory kill ends
+    its container), every time or on the first N identical requests: the task's message
+    comes back after its visibility timeout, reaches the dead-letter queue after
+    ``maxReceiveCount`` deliveries, and the dead-letter consumer fails the task
+    (:mod:`sdaas.local.agent_kill`; needs ``--agent-pid-file``, which local mode passes).
 
 Endpoints (shapes as in the runtimes' own APIs):
 

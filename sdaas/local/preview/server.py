@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from sdaas.local._serve import (
@@ -13,6 +15,8 @@ from sdaas.local._serve import (
     serve_until_signalled,
     write_ready_file,
 )
+from sdaas.local.agent_kill import AgentKiller
+from sdaas.local.environment import INSTANCE_ENV
 from sdaas.local.preview.comfyui import ComfyUiPreview
 from sdaas.local.preview.drawing import LABEL
 from sdaas.local.preview.sdwebui import SdWebUiPreview
@@ -30,6 +34,7 @@ class PreviewServer:
     models: tuple[str, ...] = ()
     port: int = 0
     disable_metadata: bool = False
+    killer: AgentKiller = field(default_factory=lambda: AgentKiller(None, None))
     _server: LoopbackServer | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     webui: SdWebUiPreview | None = field(default=None, init=False, repr=False)
@@ -61,6 +66,11 @@ class PreviewServer:
                 if raw is None:
                     return
                 parts = urlsplit(self.path)
+                killed = outer.killer.check(self.command, parts.path, raw)
+                if killed is not None:
+                    self.send_json(500, {"error": "PreviewKilledAgent", "detail": killed,
+                                         "body": "", "errors": killed})
+                    return
                 if outer.webui is not None:
                     status, body = outer.webui.handle(self.command, parts.path, raw)
                     self.send_json(status, body)
@@ -111,12 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disable-metadata", action="store_true",
                         help="comfyui: no workflow in the saved files (as ComfyUI's own flag)")
     parser.add_argument("--ready-file", help="write {pid, port, url} here once listening")
+    parser.add_argument("--agent-pid-file",
+                        help="the file holding the pid of the queue agent [preview:kill-agent] "
+                             "kills (only a process of this local stack)")
     args = parser.parse_args(argv)
     if args.seconds_per_image < 0:
         parser.error("--seconds-per-image must be >= 0")
+    killer = AgentKiller(Path(args.agent_pid_file) if args.agent_pid_file else None,
+                         os.environ.get(INSTANCE_ENV))
     server = PreviewServer(args.runtime_type, seconds_per_image=args.seconds_per_image,
                            models=tuple(args.model), port=args.port,
-                           disable_metadata=args.disable_metadata).start()
+                           disable_metadata=args.disable_metadata, killer=killer).start()
     print(f"{LABEL}: {args.runtime_type} API subset on {server.url} "
           f"({args.seconds_per_image}s per image)", flush=True)
     write_ready_file(args.ready_file, port=server.port, url=server.url)
