@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,11 @@ def test_down_without_a_stack_and_after_a_crash(tmp_path: Path) -> None:
     assert "no local stack is running" in said[-1]
     leftover = _sleeper("crashed")
     try:
+        # The crashed stack's child is recognisable as ours once its environment is readable.
+        deadline = time.monotonic() + 30
+        while not is_ours(leftover.pid, "crashed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert is_ours(leftover.pid, "crashed")
         (tmp_path / "state.json").write_text(json.dumps(
             {"pid": 1, "instance": "crashed", "children": {"emulator": {"pid": leftover.pid}}}))
         (tmp_path / "connection.json").write_text("{}")
